@@ -1,0 +1,212 @@
+/**
+ * Command-line flags -> validated configuration. Every user mistake becomes a
+ * ConfigError with one clear line; src/main.ts prints it and exits 2.
+ */
+import { accessSync, constants, mkdirSync } from 'node:fs';
+import { resolve } from 'node:path';
+import minimist from 'minimist';
+import type { NodeConfig } from './config.ts';
+import { ConfigError } from './errors.ts';
+import { limits, MiB } from './limits.ts';
+import { LOG_LEVELS, type LogLevel } from './log.ts';
+
+const NODE_FLAGS = [
+  'port',
+  'peers',
+  'data-dir',
+  'pingfreq',
+  'timeout',
+  'host',
+  'log-level',
+  'sync',
+  'max-value-bytes',
+  'max-connections',
+  'max-clock-skew-ms',
+] as const;
+
+export const NODE_USAGE = `Usage: peerkv node --port <port> [options]
+
+  --port <n>               port to listen on (required)
+  --peers <urls>           comma-separated peer base URLs, e.g. http://127.0.0.1:8002
+                           (this node's own URL may be in the list; it is skipped)
+  --data-dir <dir>         where the SQLite file lives (default data/node-<port>)
+  --pingfreq <seconds>     how often peers are pinged (default 10)
+  --timeout <seconds>      timeout of every call to a peer (default 15)
+  --host <address>         address to bind (default 127.0.0.1)
+  --sync <full|normal>     SQLite synchronous level (default full)
+  --max-value-bytes <n>    largest value, as JSON text (default 1048576)
+  --max-connections <n>    concurrent client connections (default 1024)
+  --max-clock-skew-ms <n>  warn when a peer's clock is further off (default 1000)
+  --log-level <level>      fatal|error|warn|info|debug|trace|silent (default info)
+  --help                   show this help
+`;
+
+/** Parses flags for `peerkv node`; returns undefined when --help was asked. */
+export function parseNodeArgs(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv,
+): NodeConfig | undefined {
+  const args = parseFlags(argv, NODE_FLAGS);
+  if (args.help) return undefined;
+  const port = parsePort(args.port);
+  const host = args.host ?? '127.0.0.1';
+  return {
+    port,
+    host,
+    peers: parsePeers(args.peers ?? '', host, port),
+    dataDir: prepareDataDir(args['data-dir'] ?? `data/node-${port}`),
+    pingIntervalMs: parseSeconds(args.pingfreq, 'pingfreq', 10),
+    timeoutMs: parseSeconds(args.timeout, 'timeout', 15),
+    logLevel: parseLogLevel(args['log-level'] ?? 'info'),
+    sync: parseSync(args.sync ?? 'full'),
+    valueBytesMax: parseInteger(
+      args['max-value-bytes'],
+      'max-value-bytes',
+      limits.valueBytesMaxDefault,
+      16 * MiB,
+    ),
+    connectionsMax: parseInteger(
+      args['max-connections'],
+      'max-connections',
+      limits.connectionsMaxDefault,
+      1_000_000,
+    ),
+    clockSkewMsMax: parseInteger(args['max-clock-skew-ms'], 'max-clock-skew-ms', 1000, 86_400_000),
+    clockOffsetMs: parseClockOffset(env.PEERKV_CLOCK_OFFSET_MS),
+  };
+}
+
+type Flags<Name extends string> = Partial<Record<Name, string>> & { help: boolean };
+
+export function parseFlags<Name extends string>(
+  argv: readonly string[],
+  names: readonly Name[],
+): Flags<Name> {
+  const unknown: string[] = [];
+  const parsed = minimist([...argv], {
+    string: [...names],
+    boolean: ['help'],
+    alias: { h: 'help' },
+    unknown: (arg) => {
+      unknown.push(arg);
+      return false;
+    },
+  });
+  if (unknown.length > 0) {
+    const first = unknown[0]!;
+    throw new ConfigError(
+      first.startsWith('-')
+        ? `unknown flag ${first} (see --help)`
+        : `unexpected argument ${first} (see --help)`,
+    );
+  }
+  const flags: Partial<Record<Name, string>> = {};
+  for (const name of names) {
+    const value: unknown = parsed[name];
+    if (value === undefined) continue;
+    if (Array.isArray(value)) throw new ConfigError(`--${name} given more than once`);
+    flags[name] = String(value);
+  }
+  return { ...flags, help: parsed.help === true };
+}
+
+export function parsePort(text: string | undefined): number {
+  if (text === undefined || text === '')
+    throw new ConfigError('--port is required (e.g. --port 8001)');
+  const port = Number(text);
+  if (!/^\d+$/.test(text) || port < 1 || port > 65535) {
+    throw new ConfigError(`--port must be an integer from 1 to 65535, got "${text}"`);
+  }
+  return port;
+}
+
+function parsePeers(text: string, host: string, port: number): string[] {
+  const peers = new Set<string>();
+  for (const raw of text
+    .split(',')
+    .map((part) => part.trim())
+    .filter((part) => part !== '')) {
+    let url: URL;
+    try {
+      url = new URL(raw);
+    } catch {
+      throw new ConfigError(`--peers: "${raw}" is not a URL (expected e.g. http://127.0.0.1:8002)`);
+    }
+    if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname === '') {
+      throw new ConfigError(`--peers: "${raw}" must be an http:// URL with a host`);
+    }
+    if ((url.pathname !== '/' && url.pathname !== '') || url.search !== '' || url.hash !== '') {
+      throw new ConfigError(`--peers: "${raw}" must be a base URL without a path`);
+    }
+    if (!isSelf(url, host, port)) peers.add(url.origin);
+  }
+  return [...peers];
+}
+
+const LOOPBACK_NAMES = new Set(['127.0.0.1', 'localhost', '[::1]', '0.0.0.0']);
+
+/** Recognises this node by address; the ping's node id catches the rest. */
+function isSelf(url: URL, host: string, port: number): boolean {
+  const peerPort = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
+  if (peerPort !== port) return false;
+  const bindsLoopback = LOOPBACK_NAMES.has(host) || host === '::';
+  return url.hostname === host || (bindsLoopback && LOOPBACK_NAMES.has(url.hostname));
+}
+
+function parseSeconds(text: string | undefined, name: string, fallback: number): number {
+  if (text === undefined) return fallback * 1000;
+  const seconds = Number(text);
+  if (text.trim() === '' || !Number.isFinite(seconds) || seconds <= 0) {
+    throw new ConfigError(`--${name} must be a positive number of seconds, got "${text}"`);
+  }
+  if (seconds > 86_400) throw new ConfigError(`--${name} must be at most 86400 seconds`);
+  return Math.max(1, Math.round(seconds * 1000));
+}
+
+function parseInteger(
+  text: string | undefined,
+  name: string,
+  fallback: number,
+  max: number,
+): number {
+  if (text === undefined) return fallback;
+  const value = Number(text);
+  if (!/^\d+$/.test(text) || value < 1 || value > max) {
+    throw new ConfigError(`--${name} must be an integer from 1 to ${max}, got "${text}"`);
+  }
+  return value;
+}
+
+function parseLogLevel(text: string): LogLevel {
+  if (!(LOG_LEVELS as readonly string[]).includes(text)) {
+    throw new ConfigError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got "${text}"`);
+  }
+  return text as LogLevel;
+}
+
+function parseSync(text: string): 'full' | 'normal' {
+  if (text !== 'full' && text !== 'normal') {
+    throw new ConfigError(`--sync must be "full" or "normal", got "${text}"`);
+  }
+  return text;
+}
+
+function parseClockOffset(text: string | undefined): number {
+  if (text === undefined || text === '') return 0;
+  const offset = Number(text);
+  if (!Number.isInteger(offset))
+    throw new ConfigError(`PEERKV_CLOCK_OFFSET_MS must be an integer, got "${text}"`);
+  return offset;
+}
+
+function prepareDataDir(dir: string): string {
+  const path = resolve(dir);
+  try {
+    mkdirSync(path, { recursive: true });
+    accessSync(path, constants.W_OK);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'error';
+    throw new ConfigError(`--data-dir ${dir} is not a writable directory (${code})`);
+  }
+  return path;
+}

@@ -1,0 +1,20 @@
+import type { LogLevel } from './log.ts';
+import type { SyncLevel } from './store/open-database.ts';
+
+/** A node's validated configuration (see src/cli.ts for the flags). */
+export interface NodeConfig {
+  readonly port: number;
+  readonly host: string;
+  /** Peer base URLs without a trailing slash; this node's own URL removed. */
+  readonly peers: readonly string[];
+  readonly dataDir: string;
+  readonly pingIntervalMs: number;
+  readonly timeoutMs: number;
+  readonly logLevel: LogLevel;
+  readonly sync: SyncLevel;
+  readonly valueBytesMax: number;
+  readonly connectionsMax: number;
+  readonly clockSkewMsMax: number;
+  /** Test-only: added to the wall clock (env PEERKV_CLOCK_OFFSET_MS). */
+  readonly clockOffsetMs: number;
+}

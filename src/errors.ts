@@ -1,0 +1,70 @@
+/**
+ * Every error a client can be shown, with a stable code and an HTTP status.
+ * `src/http/respond.ts` is the one place that turns them into responses.
+ */
+export type ErrorCode =
+  | 'BAD_JSON'
+  | 'BAD_REQUEST'
+  | 'BAD_KEY'
+  | 'KEY_TOO_LARGE'
+  | 'BAD_VALUE'
+  | 'VALUE_TOO_LARGE'
+  | 'BODY_TOO_LARGE'
+  | 'BAD_BATCH'
+  | 'BATCH_TOO_LARGE'
+  | 'KEY_NOT_FOUND'
+  | 'NOT_FOUND'
+  | 'METHOD_NOT_ALLOWED'
+  | 'REQUEST_TIMEOUT'
+  | 'OVERLOADED'
+  | 'SHUTTING_DOWN'
+  | 'INTERNAL';
+
+const statusByCode: Record<ErrorCode, number> = {
+  BAD_JSON: 400,
+  BAD_REQUEST: 400,
+  BAD_KEY: 400,
+  KEY_TOO_LARGE: 400,
+  BAD_VALUE: 400,
+  VALUE_TOO_LARGE: 413,
+  BODY_TOO_LARGE: 413,
+  BAD_BATCH: 400,
+  BATCH_TOO_LARGE: 413,
+  KEY_NOT_FOUND: 404,
+  NOT_FOUND: 404,
+  METHOD_NOT_ALLOWED: 405,
+  REQUEST_TIMEOUT: 408,
+  OVERLOADED: 503,
+  SHUTTING_DOWN: 503,
+  INTERNAL: 500,
+};
+
+/** An error whose message is safe to show to the client. */
+export class PeerkvError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  /** Extra response headers, e.g. `Allow` or `Retry-After`. */
+  readonly headers: Readonly<Record<string, string>>;
+
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options: { headers?: Record<string, string>; cause?: unknown } = {},
+  ) {
+    super(message, { cause: options.cause });
+    this.name = 'PeerkvError';
+    this.code = code;
+    this.status = statusByCode[code];
+    this.headers = options.headers ?? {};
+  }
+}
+
+export const keyNotFound = (): PeerkvError => new PeerkvError('KEY_NOT_FOUND', 'Key not found');
+
+/** A user mistake in the configuration: one line on stderr, exit code 2. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}

@@ -1,0 +1,72 @@
+/**
+ * The entry point: `peerkv node [flags]` runs one node, `peerkv cluster`
+ * (the default of `npm start`) runs a local 3-node cluster. The only place
+ * that exits the process.
+ */
+import { NODE_USAGE, parseNodeArgs } from './cli.ts';
+import { CLUSTER_USAGE, parseClusterArgs, runCluster } from './cluster.ts';
+import { ConfigError } from './errors.ts';
+import { createRootLogger } from './log.ts';
+import { PeerkvNode } from './node.ts';
+
+const USAGE = `Usage: peerkv <command> [flags]
+
+  peerkv node --port 8001 --peers http://127.0.0.1:8002,...   run one node
+  peerkv cluster [--nodes 3] [--base-port 8001]               run a local cluster
+
+Run "peerkv node --help" or "peerkv cluster --help" for the flags.
+`;
+
+async function runNode(argv: string[]): Promise<void> {
+  const config = parseNodeArgs(argv, process.env);
+  if (!config) {
+    process.stdout.write(NODE_USAGE);
+    return;
+  }
+  const log = createRootLogger(config.logLevel, { port: config.port });
+  const node = await PeerkvNode.start(config, log);
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'signal received');
+    node.stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        log.fatal({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  if (command === 'node') return runNode(rest);
+  if (command === 'cluster') {
+    const options = parseClusterArgs(rest);
+    if (!options) process.stdout.write(CLUSTER_USAGE);
+    else await runCluster(options);
+    return;
+  }
+  if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
+    process.stdout.write(USAGE);
+    return;
+  }
+  // `peerkv --port 8001 ...` is read as `peerkv node --port 8001 ...`.
+  if (command.startsWith('--')) return runNode(argv);
+  throw new ConfigError(`unknown command "${command}" (expected "node" or "cluster")`);
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  if (error instanceof ConfigError) {
+    process.stderr.write(`peerkv: ${error.message}\n`);
+    process.exit(2);
+  }
+  process.stderr.write(
+    `peerkv: fatal: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+  );
+  process.exit(1);
+});

@@ -1,0 +1,132 @@
+/**
+ * The bucketed store digest. The key space is cut into BUCKETS buckets by a
+ * hash of the key; each bucket's hash is the sum modulo 2^48 of the 48-bit
+ * hashes of its entries (order-independent, and unlike XOR two equal terms do
+ * not cancel). Buckets are grouped in GROUPS groups for a two-level exchange,
+ * and the store hash is SHA-256 over all bucket sums.
+ *
+ * Pure code: used by the store on the main thread and by the pool workers.
+ */
+import { createHash } from 'node:crypto';
+
+export const BUCKETS = 4096;
+export const GROUPS = 64;
+export const BUCKETS_PER_GROUP = BUCKETS / GROUPS;
+const MODULUS = 2 ** 48;
+const SUM_HEX_DIGITS = 12;
+
+export function bucketOf(key: string): number {
+  const digest = createHash('sha256').update(key).digest();
+  return digest.readUInt16BE(0) % BUCKETS;
+}
+
+/**
+ * A 48-bit hash of one entry's replicated content: key, version, and value or
+ * tombstone. Local bookkeeping (change sequence, source) is left out, so equal
+ * content hashes equally on every node. `valueJson` is null for a tombstone.
+ */
+export function entryHash(key: string, version: string, valueJson: string | null): number {
+  const hash = createHash('sha256');
+  hash
+    .update(`${Buffer.byteLength(key)}:`)
+    .update(key)
+    .update(`\u0000${version}\u0000`);
+  hash.update(valueJson === null ? 'D' : `P${valueJson}`);
+  return hash.digest().readUIntBE(0, 6);
+}
+
+export function addHash(sum: number, hash: number): number {
+  return (sum + hash) % MODULUS;
+}
+
+export function subtractHash(sum: number, hash: number): number {
+  return (sum - hash + MODULUS) % MODULUS;
+}
+
+export function groupOf(bucket: number): number {
+  return Math.floor(bucket / BUCKETS_PER_GROUP);
+}
+
+/** Bucket sums and entry counts, with the derived group and root hashes. */
+export class BucketDigest {
+  readonly sums: Float64Array;
+  readonly counts: Float64Array;
+  #root: string | undefined;
+
+  constructor(sums = new Float64Array(BUCKETS), counts = new Float64Array(BUCKETS)) {
+    if (sums.length !== BUCKETS || counts.length !== BUCKETS) {
+      throw new RangeError(`a digest has exactly ${BUCKETS} buckets`);
+    }
+    this.sums = sums;
+    this.counts = counts;
+  }
+
+  /** Replaces an entry's hash in its bucket; `previous` is null for a new key. */
+  replace(bucket: number, previous: number | null, next: number): void {
+    let sum = this.sums[bucket]!;
+    if (previous !== null) sum = subtractHash(sum, previous);
+    else this.counts[bucket]! += 1;
+    this.sums[bucket] = addHash(sum, next);
+    this.#root = undefined;
+  }
+
+  setBucket(bucket: number, sum: number, count: number): void {
+    this.sums[bucket] = sum;
+    this.counts[bucket] = count;
+    this.#root = undefined;
+  }
+
+  /** The store hash: SHA-256 over every bucket sum, cached until a change. */
+  root(): string {
+    this.#root ??= createHash('sha256').update(this.#sumBytes(0, BUCKETS)).digest('hex');
+    return this.#root;
+  }
+
+  /** One short hash per group of buckets, for the first level of a diff. */
+  groupHashes(): string[] {
+    const hashes: string[] = [];
+    for (let group = 0; group < GROUPS; group += 1) {
+      const bytes = this.#sumBytes(group * BUCKETS_PER_GROUP, BUCKETS_PER_GROUP);
+      hashes.push(createHash('sha256').update(bytes).digest('hex').slice(0, 16));
+    }
+    return hashes;
+  }
+
+  /** The bucket sums of one group as one hex string, 12 digits a bucket. */
+  groupSumsHex(group: number): string {
+    let text = '';
+    const first = group * BUCKETS_PER_GROUP;
+    for (let bucket = first; bucket < first + BUCKETS_PER_GROUP; bucket += 1) {
+      text += this.sums[bucket]!.toString(16).padStart(SUM_HEX_DIGITS, '0');
+    }
+    return text;
+  }
+
+  entryCount(): number {
+    let total = 0;
+    for (const count of this.counts) total += count;
+    return total;
+  }
+
+  #sumBytes(first: number, count: number): Buffer {
+    const bytes = Buffer.alloc(count * 6);
+    for (let index = 0; index < count; index += 1) {
+      bytes.writeUIntBE(this.sums[first + index]!, index * 6, 6);
+    }
+    return bytes;
+  }
+}
+
+/** Parses a peer's `groupSumsHex` answer; undefined when malformed. */
+export function parseGroupSums(text: unknown): number[] | undefined {
+  if (typeof text !== 'string' || text.length !== BUCKETS_PER_GROUP * SUM_HEX_DIGITS) {
+    return undefined;
+  }
+  if (!/^[0-9a-f]*$/.test(text)) return undefined;
+  const sums: number[] = [];
+  for (let index = 0; index < BUCKETS_PER_GROUP; index += 1) {
+    const start = index * SUM_HEX_DIGITS;
+    sums.push(Number.parseInt(text.slice(start, start + SUM_HEX_DIGITS), 16));
+  }
+  return sums;
+}

@@ -1,0 +1,81 @@
+/**
+ * Opens (or creates) a node's SQLite file: WAL journal, the chosen
+ * synchronous level, and the schema. The schema is laid out for replication
+ * and resync: one row per key with its version, tombstone (value NULL), the
+ * local change sequence, the node it came from, and its digest bucket and hash.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { BUCKETS } from './digest.ts';
+
+export type SyncLevel = 'full' | 'normal';
+
+export const DATABASE_FILE = 'peerkv.db';
+const SCHEMA_VERSION = '1';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (
+  name  TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS kv (
+  key    TEXT PRIMARY KEY,
+  value  TEXT,              -- JSON text; NULL marks a tombstone
+  ts     INTEGER NOT NULL,  -- HLC timestamp of the version
+  node   TEXT NOT NULL,     -- id of the node that wrote the version
+  seq    INTEGER NOT NULL,  -- local change sequence of the last change
+  src    TEXT NOT NULL,     -- node id this change came from (ours when local)
+  bucket INTEGER NOT NULL,  -- digest bucket of the key
+  hash   INTEGER NOT NULL   -- 48-bit digest hash of the entry
+);
+CREATE UNIQUE INDEX IF NOT EXISTS kv_seq ON kv (seq);
+CREATE INDEX IF NOT EXISTS kv_bucket ON kv (bucket, key);
+
+CREATE TABLE IF NOT EXISTS buckets (
+  id    INTEGER PRIMARY KEY,
+  sum   INTEGER NOT NULL,
+  count INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS peers (
+  url     TEXT PRIMARY KEY,
+  node_id TEXT,             -- the peer's id when the cursor was last moved
+  cursor  INTEGER NOT NULL  -- our change sequence the peer has acknowledged
+) WITHOUT ROWID;
+`;
+
+export function databasePath(dataDir: string): string {
+  return join(dataDir, DATABASE_FILE);
+}
+
+export function openDatabase(dataDir: string, sync: SyncLevel): Database.Database {
+  mkdirSync(dataDir, { recursive: true });
+  const db = new Database(databasePath(dataDir));
+  db.pragma('journal_mode = WAL');
+  db.pragma(`synchronous = ${sync === 'full' ? 'FULL' : 'NORMAL'}`);
+  db.pragma('busy_timeout = 5000');
+  db.pragma('cache_size = -32768');
+  db.exec(SCHEMA);
+  initialiseMeta(db);
+  return db;
+}
+
+function initialiseMeta(db: Database.Database): void {
+  const insert = db.prepare('INSERT OR IGNORE INTO meta (name, value) VALUES (?, ?)');
+  const insertBucket = db.prepare(
+    'INSERT OR IGNORE INTO buckets (id, sum, count) VALUES (?, 0, 0)',
+  );
+  db.transaction(() => {
+    insert.run('schema_version', SCHEMA_VERSION);
+    insert.run('node_id', randomBytes(8).toString('hex'));
+    insert.run('clock', '0');
+    for (let bucket = 0; bucket < BUCKETS; bucket += 1) insertBucket.run(bucket);
+  })();
+  const version = db.prepare("SELECT value FROM meta WHERE name = 'schema_version'").pluck().get();
+  if (version !== SCHEMA_VERSION) {
+    throw new Error(`unsupported schema version ${String(version)} (expected ${SCHEMA_VERSION})`);
+  }
+}

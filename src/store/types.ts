@@ -1,0 +1,28 @@
+import type { Version } from '../version.ts';
+
+/** One key's replicated state: its value as JSON text (null: deleted) and version. */
+export interface Entry {
+  readonly key: string;
+  readonly valueJson: string | null;
+  readonly version: Version;
+}
+
+/** A change for the writer: a local put/delete, or an entry merged from a peer. */
+export type Mutation =
+  | { readonly kind: 'local'; readonly key: string; readonly valueJson: string | null }
+  | { readonly kind: 'remote'; readonly entry: Entry; readonly sourceNodeId: string };
+
+export interface MutationResult {
+  /** False when a remote entry lost the merge (we already had a newer version). */
+  readonly applied: boolean;
+  /** The version the key holds after the mutation. */
+  readonly version: Version;
+  /** Whether the key held a live value before the mutation. */
+  readonly existed: boolean;
+}
+
+/** A change read from the local change sequence, for a peer. */
+export interface Change extends Entry {
+  readonly seq: number;
+  readonly sourceNodeId: string;
+}
