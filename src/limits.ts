@@ -37,3 +37,37 @@ export const limits = {
   /** In-flight requests waiting for shutdown, at most. */
   shutdownGraceMs: 10_000,
 } as const;
+
+/** Replication and resync bounds. */
+export const replicationLimits = {
+  /** Rows read for one outgoing batch, and its bytes. */
+  batchRowsMax: 1_000,
+  batchBytesMax: 4 * MiB,
+  /** Batches in flight to one peer at once (pipelined). */
+  batchesInFlightMax: 2,
+  /** Backlogs longer than this are read by a pool worker, not on the event loop. */
+  workerBacklogMin: 5_000,
+  /** Retry backoff after a failed push: doubles from min to max, with jitter. */
+  backoffMsMin: 100,
+  backoffMsMax: 5_000,
+  /** How often a moved cursor is written to disk. */
+  cursorPersistMs: 1_000,
+  /** Lag samples kept per peer for the p50/p99 in /cluster. */
+  lagSamplesMax: 2_048,
+  /** Responses from a peer larger than this are refused. */
+  responseBytesMax: 96 * MiB,
+  /** Connections in each peer's pool. */
+  peerConnections: 4,
+  /** Anti-entropy runs every this many ping periods. */
+  antiEntropyPings: 6,
+  /** Resync: buckets handled per round, key summaries and entries per request. */
+  resyncBucketsPerRound: 64,
+  resyncRowsPerRequest: 5_000,
+  resyncBytesPerRequest: 8 * MiB,
+  /** Keys asked for in one POST /sync/fetch. */
+  fetchKeysMax: 2_000,
+  /** How many times a resync waits for in-flight replication before diffing anyway. */
+  resyncDefersMax: 5,
+  /** Resyncs running at once on this node. */
+  resyncsConcurrentMax: 2,
+} as const;

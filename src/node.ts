@@ -1,38 +1,69 @@
 /**
- * Wires one node together: config -> store -> write queue -> HTTP, and takes
- * it apart again in the opposite order on shutdown. Nothing else starts or
- * stops the pieces.
+ * Wires one node together — config -> store -> pool -> replication ->
+ * supervisor -> HTTP — and takes it apart in the opposite order on shutdown.
+ * Nothing else starts or stops the pieces.
  */
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { HybridClock } from './clock.ts';
 import type { NodeConfig } from './config.ts';
 import { ConfigError } from './errors.ts';
 import { createHttpServer } from './http/app.ts';
 import { type KvService, kvRoutes } from './http/kv-routes.ts';
-import { limits } from './limits.ts';
+import { type SyncService, syncRoutes } from './http/sync-routes.ts';
+import { limits, replicationLimits } from './limits.ts';
+import { createStorePool, type StorePool } from './pool.ts';
+import { PeerClient } from './replication/peer-client.ts';
+import { PeerSender } from './replication/peer-sender.ts';
 import { KvStore } from './store/kv-store.ts';
+import { scrubDigest } from './store/scrub.ts';
 import type { MutationResult } from './store/types.ts';
 import { WriteQueue } from './store/write-queue.ts';
+import { type Peer, peerStatus, Supervisor } from './supervisor.ts';
+import { Resync } from './sync/resync.ts';
 
 export class PeerkvNode {
   readonly store: KvStore;
   readonly writes: WriteQueue;
+  readonly pool: StorePool;
+  readonly peers: Peer[];
+  readonly supervisor: Supervisor;
   readonly #server: Server;
   readonly #log: Logger;
   readonly #config: NodeConfig;
+  readonly #wallMs: () => number;
+  readonly #startedMs = Date.now();
 
   private constructor(config: NodeConfig, log: Logger) {
     this.#config = config;
     this.#log = log;
-    const wallMs = () => Date.now() + config.clockOffsetMs;
-    this.store = new KvStore(config.dataDir, config.sync, new HybridClock(wallMs));
+    this.#wallMs = () => Date.now() + config.clockOffsetMs;
+    this.store = new KvStore(config.dataDir, config.sync, new HybridClock(this.#wallMs));
     this.writes = new WriteQueue(this.store, {
       commitMutationsMax: limits.commitMutationsMax,
       queuedMutationsMax: limits.writeQueueMutationsMax,
+      onCommit: () => {
+        for (const peer of this.peers) peer.sender.notify();
+      },
     });
-    const routes = kvRoutes(this.#kvService(), { valueBytesMax: config.valueBytesMax, wallMs });
+    this.pool = createStorePool(2);
+    this.peers = config.peers.map((url) => this.#createPeer(url));
+    this.supervisor = new Supervisor({
+      selfNodeId: this.store.nodeId,
+      peers: this.peers,
+      pingIntervalMs: config.pingIntervalMs,
+      clockSkewMsMax: config.clockSkewMsMax,
+      wallMs: this.#wallMs,
+      log: log.child({ component: 'supervisor' }),
+      runResync: (peer) => this.#resync(peer),
+      startupWindowMs: 3 * config.pingIntervalMs,
+    });
+    const routes = [
+      ...kvRoutes(this.#kvService(), { valueBytesMax: config.valueBytesMax, wallMs: this.#wallMs }),
+      ...syncRoutes(this.#syncService(), config.valueBytesMax),
+    ];
     this.#server = createHttpServer(routes, log.child({ component: 'http' }), {
       connectionsMax: config.connectionsMax,
     });
@@ -43,13 +74,15 @@ export class PeerkvNode {
     try {
       await node.#listen();
     } catch (error) {
+      await node.pool.close();
       node.store.close();
       throw error;
     }
+    node.supervisor.start();
+    node.#scrub();
     log.info(
       {
         nodeId: node.store.nodeId,
-        port: node.port,
         dataDir: config.dataDir,
         peers: config.peers,
         keys: node.store.digest.entryCount(),
@@ -69,11 +102,78 @@ export class PeerkvNode {
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     this.#server.closeIdleConnections();
     const grace = setTimeout(() => this.#server.closeAllConnections(), limits.shutdownGraceMs);
+    await this.supervisor.stop();
     await closed;
     clearTimeout(grace);
     await this.writes.close();
+    for (const peer of this.peers) peer.sender.stop();
+    await Promise.all(this.peers.map((peer) => peer.client.close()));
+    await this.pool.close();
     this.store.close();
     this.#log.info('node stopped');
+  }
+
+  #createPeer(url: string): Peer {
+    const client = new PeerClient(url, {
+      timeoutMs: this.#config.timeoutMs,
+      responseBytesMax: replicationLimits.responseBytesMax,
+      connections: replicationLimits.peerConnections,
+    });
+    const sender = new PeerSender({
+      store: this.store,
+      pool: this.pool,
+      client,
+      log: this.#log.child({ component: 'replication', peer: url }),
+      wallMs: this.#wallMs,
+      random: Math.random,
+    });
+    return {
+      url,
+      client,
+      sender,
+      state: 'unknown',
+      nodeId: null,
+      lastSeenMs: null,
+      clockOffsetMs: null,
+      rttMs: null,
+      skewed: false,
+      resyncing: false,
+      resyncWanted: null,
+      resyncWantedAtMs: 0,
+      resyncNotBeforeMs: 0,
+      incomingResyncAtMs: Number.NEGATIVE_INFINITY,
+      lastResync: null,
+      resyncTotals: { runs: 0, entriesSent: 0, entriesReceived: 0, bytesSent: 0, bytesReceived: 0 },
+    };
+  }
+
+  #resync(peer: Peer) {
+    const resync = new Resync(
+      {
+        store: this.store,
+        pool: this.pool,
+        submit: (mutations) => this.writes.submit(mutations),
+        log: this.#log.child({ component: 'resync', peer: peer.url }),
+        valueBytesMax: this.#config.valueBytesMax,
+        localBacklog: () => peer.sender.pending,
+        sleep: (ms) => sleep(ms),
+        deferMs: Math.min(this.#config.pingIntervalMs, 1_000),
+      },
+      peer.client,
+      peer.nodeId!,
+    );
+    return resync.run();
+  }
+
+  /** Verifies the persisted bucket digest against the rows, in the pool. */
+  #scrub(): void {
+    scrubDigest(this.store, this.pool).then(
+      (repaired) => {
+        if (repaired > 0) this.#log.warn({ buckets: repaired }, 'digest scrub repaired buckets');
+        else this.#log.debug('digest scrub found the digest exact');
+      },
+      (error: unknown) => this.#log.error({ err: error }, 'digest scrub failed'),
+    );
   }
 
   #kvService(): KvService {
@@ -87,6 +187,51 @@ export class PeerkvNode {
         return result!;
       },
       storeHash: () => store.digest.root(),
+    };
+  }
+
+  #syncService(): SyncService {
+    const store = this.store;
+    return {
+      nodeId: store.nodeId,
+      digest: store.digest,
+      submit: (mutations) => this.writes.submit(mutations),
+      get: (key) => store.get(key),
+      bucketRows: async (request) => {
+        const rows = await this.pool.rows({
+          kind: 'bucket-rows',
+          dbPath: store.dbPath,
+          buckets: request.buckets,
+          after: request.after,
+          withValues: request.values,
+          rowsMax: replicationLimits.resyncRowsPerRequest,
+          bytesMax: replicationLimits.resyncBytesPerRequest,
+        });
+        return { json: rows.json, next: rows.nextBucket };
+      },
+      backlogFor: (nodeId) =>
+        this.peers.find((peer) => peer.nodeId === nodeId)?.sender.pending ?? 0,
+      noteIncomingResync: (nodeId) => this.supervisor.noteIncomingResync(nodeId),
+      clusterStatus: () => this.#clusterStatus(),
+    };
+  }
+
+  #clusterStatus(): unknown {
+    const now = this.#wallMs();
+    return {
+      node: {
+        nodeId: this.store.nodeId,
+        url: `http://${this.#config.host}:${this.port}`,
+        uptimeMs: Date.now() - this.#startedMs,
+        seq: this.store.seq,
+        entries: this.store.digest.entryCount(),
+        hash: this.store.digest.root(),
+        writeQueue: this.writes.queued,
+        commits: this.writes.commits,
+      },
+      peers: this.peers
+        .filter((peer) => peer.state !== 'self')
+        .map((peer) => peerStatus(peer, now)),
     };
   }
 

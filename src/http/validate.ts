@@ -6,7 +6,7 @@
 import { PeerkvError } from '../errors.ts';
 import { limits } from '../limits.ts';
 import type { Entry } from '../store/types.ts';
-import { parseVersion } from '../version.ts';
+import { NODE_ID_PATTERN, parseVersion } from '../version.ts';
 
 export function validateKey(key: unknown): string {
   if (typeof key !== 'string') throw new PeerkvError('BAD_KEY', 'key must be a string');
@@ -119,8 +119,8 @@ export function validateReplicate(body: unknown, valueBytesMax: number): Replica
       `a batch holds at most ${limits.replicateEntriesMax} entries`,
     );
   }
-  if (from !== undefined && typeof from !== 'string') {
-    throw new PeerkvError('BAD_BATCH', 'from must be a node id');
+  if (from !== undefined && (typeof from !== 'string' || !NODE_ID_PATTERN.test(from))) {
+    throw new PeerkvError('BAD_BATCH', 'from must be a node id (16 hex digits)');
   }
   const parsed = entries.map((entry, index) => {
     try {

@@ -1,0 +1,129 @@
+/**
+ * Peer-to-peer routes: `POST /replicate` (a batch of versioned entries, or the
+ * seed's single `{"key","value"}`), the resync exchange under `/sync/`, and
+ * `GET /cluster`, the node's view of itself and its peers.
+ */
+import { limits, replicationLimits } from '../limits.ts';
+import type { BucketDigest } from '../store/digest.ts';
+import { BUCKETS_PER_GROUP } from '../store/digest.ts';
+import type { Entry, Mutation, MutationResult } from '../store/types.ts';
+import { entryJson } from '../store/wire.ts';
+import { parseGroups, parseKeys, parseRowsRequest, type RowsRequest } from '../sync/sync-wire.ts';
+import { formatVersion, NODE_ID_PATTERN } from '../version.ts';
+import type { Route } from './kv-routes.ts';
+import { type BodyLimits, readJson } from './read-body.ts';
+import { sendJson, sendJsonText } from './respond.ts';
+import { validateReplicate } from './validate.ts';
+
+/** What the peer routes need from the node. */
+export interface SyncService {
+  readonly nodeId: string;
+  readonly digest: BucketDigest;
+  submit(mutations: readonly Mutation[]): Promise<MutationResult[]>;
+  get(key: string): Entry | undefined;
+  /** Bucket rows as wire JSON (built in the pool), for a resync peer. */
+  bucketRows(request: RowsRequest): Promise<{ json: string; next: unknown }>;
+  /** Our backlog toward the node with this id, and note that it resyncs with us. */
+  backlogFor(nodeId: string): number;
+  noteIncomingResync(nodeId: string): void;
+  clusterStatus(): unknown;
+}
+
+export function syncRoutes(service: SyncService, valueBytesMax: number): Route[] {
+  const batchBody: BodyLimits = {
+    bytesMax: limits.replicateBodyBytesMax,
+    idleTimeoutMs: limits.bodyIdleTimeoutMs,
+  };
+  const smallBody: BodyLimits = {
+    bytesMax: limits.syncBodyBytesMax,
+    idleTimeoutMs: limits.bodyIdleTimeoutMs,
+  };
+  return [
+    {
+      method: 'POST',
+      pattern: '/replicate',
+      handler: async (req, res) => {
+        const payload = validateReplicate(await readJson(req, batchBody), valueBytesMax);
+        if (payload.kind === 'single') {
+          const [result] = await service.submit([
+            { kind: 'local', key: payload.key, valueJson: payload.valueJson },
+          ]);
+          sendJson(res, 200, { key: payload.key, version: formatVersion(result!.version) });
+          return;
+        }
+        const from = payload.from ?? 'unknown';
+        const results = await service.submit(
+          payload.entries.map((entry) => ({ kind: 'remote', entry, sourceNodeId: from })),
+        );
+        const applied = results.filter((result) => result.applied).length;
+        sendJson(res, 200, { applied, stale: results.length - applied });
+      },
+    },
+    {
+      method: 'GET',
+      pattern: '/sync/digest',
+      handler: (req, res) => {
+        const from =
+          typeof req.query.from === 'string' && NODE_ID_PATTERN.test(req.query.from)
+            ? req.query.from
+            : null;
+        if (from) service.noteIncomingResync(from);
+        sendJson(res, 200, {
+          nodeId: service.nodeId,
+          root: service.digest.root(),
+          groups: service.digest.groupHashes(),
+          backlog: from ? service.backlogFor(from) : 0,
+        });
+      },
+    },
+    {
+      method: 'POST',
+      pattern: '/sync/buckets',
+      handler: async (req, res) => {
+        const groups = parseGroups(await readJson(req, smallBody));
+        const buckets: [number, number, number][] = [];
+        for (const group of groups) {
+          for (let b = group * BUCKETS_PER_GROUP; b < (group + 1) * BUCKETS_PER_GROUP; b += 1) {
+            buckets.push([b, service.digest.sums[b]!, service.digest.counts[b]!]);
+          }
+        }
+        sendJson(res, 200, { buckets });
+      },
+    },
+    {
+      method: 'POST',
+      pattern: '/sync/rows',
+      handler: async (req, res) => {
+        const request = parseRowsRequest(await readJson(req, smallBody));
+        const rows = await service.bucketRows(request);
+        sendJsonText(res, 200, `{"rows":[${rows.json}],"next":${JSON.stringify(rows.next)}}`);
+      },
+    },
+    {
+      method: 'POST',
+      pattern: '/sync/fetch',
+      handler: async (req, res) => {
+        const keys = parseKeys(await readJson(req, smallBody), replicationLimits.fetchKeysMax);
+        // Answers a prefix of the keys that fits the byte bound; `served` says how many.
+        const parts: string[] = [];
+        let bytes = 0;
+        let served = 0;
+        for (const key of keys) {
+          if (bytes >= replicationLimits.resyncBytesPerRequest) break;
+          served += 1;
+          const entry = service.get(key);
+          if (!entry) continue;
+          const json = entryJson(entry);
+          parts.push(json);
+          bytes += json.length;
+        }
+        sendJsonText(res, 200, `{"rows":[${parts.join(',')}],"next":null,"served":${served}}`);
+      },
+    },
+    {
+      method: 'GET',
+      pattern: '/cluster',
+      handler: (_req, res) => sendJson(res, 200, service.clusterStatus()),
+    },
+  ];
+}

@@ -1,0 +1,138 @@
+/**
+ * The one way peerkv reaches a peer: an undici Pool per peer (keep-alive,
+ * a few connections), every call bounded by the configured timeout in each
+ * phase and in total, and every answer bounded in size.
+ */
+import { Pool } from 'undici';
+import { NODE_ID_PATTERN } from '../version.ts';
+
+export class PeerCallError extends Error {
+  readonly status: number | undefined;
+  constructor(message: string, options: { status?: number; cause?: unknown } = {}) {
+    super(message, { cause: options.cause });
+    this.name = 'PeerCallError';
+    this.status = options.status;
+  }
+}
+
+export interface PingAnswer {
+  readonly nodeId: string;
+  readonly timeMs: number;
+  readonly sentAtMs: number;
+  readonly rttMs: number;
+}
+
+export interface PeerClientOptions {
+  readonly timeoutMs: number;
+  readonly responseBytesMax: number;
+  readonly connections: number;
+}
+
+export class PeerClient {
+  readonly url: string;
+  readonly #pool: Pool;
+  readonly #options: PeerClientOptions;
+
+  constructor(url: string, options: PeerClientOptions) {
+    this.url = url;
+    this.#options = options;
+    this.#pool = new Pool(url, {
+      connections: options.connections,
+      pipelining: 1,
+      connectTimeout: options.timeoutMs,
+      headersTimeout: options.timeoutMs,
+      bodyTimeout: options.timeoutMs,
+      keepAliveTimeout: 4_000,
+    });
+  }
+
+  async ping(wallMs: () => number): Promise<PingAnswer> {
+    const sentAtMs = wallMs();
+    const started = performance.now();
+    const { headers } = await this.call('GET', '/ping');
+    const rttMs = performance.now() - started;
+    const nodeId = headers['x-peerkv-node-id'];
+    const timeMs = Number(headers['x-peerkv-time-ms']);
+    if (typeof nodeId !== 'string' || !NODE_ID_PATTERN.test(nodeId) || !Number.isFinite(timeMs)) {
+      throw new PeerCallError('ping answer carries no peerkv node id');
+    }
+    return { nodeId, timeMs, sentAtMs, rttMs };
+  }
+
+  /** Calls the peer; resolves with the parsed JSON of a 2xx answer. */
+  async call(
+    method: 'GET' | 'POST',
+    path: string,
+    body?: string,
+  ): Promise<{
+    json: unknown;
+    headers: Record<string, string | string[] | undefined>;
+    bytes: number;
+  }> {
+    let response: Awaited<ReturnType<Pool['request']>>;
+    try {
+      response = await this.#pool.request({
+        method,
+        path,
+        body,
+        headers: body === undefined ? {} : { 'content-type': 'application/json' },
+        signal: AbortSignal.timeout(this.#options.timeoutMs),
+      });
+    } catch (cause) {
+      throw new PeerCallError(`${method} ${path} failed: ${describe(cause)}`, { cause });
+    }
+    const text = await this.#readBounded(response.body, method, path);
+    if (response.statusCode < 200 || response.statusCode > 299) {
+      throw new PeerCallError(
+        `${method} ${path} answered ${response.statusCode}: ${text.slice(0, 200)}`,
+        {
+          status: response.statusCode,
+        },
+      );
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (cause) {
+      throw new PeerCallError(`${method} ${path} answered invalid JSON`, { cause });
+    }
+    return { json, headers: response.headers, bytes: Buffer.byteLength(text) };
+  }
+
+  close(): Promise<void> {
+    return this.#pool.close();
+  }
+
+  async #readBounded(
+    body: AsyncIterable<Buffer> & { destroy(): void },
+    method: string,
+    path: string,
+  ) {
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    try {
+      for await (const chunk of body) {
+        bytes += chunk.length;
+        if (bytes > this.#options.responseBytesMax) {
+          body.destroy();
+          throw new PeerCallError(
+            `${method} ${path} answer exceeds ${this.#options.responseBytesMax} bytes`,
+          );
+        }
+        chunks.push(chunk);
+      }
+    } catch (cause) {
+      if (cause instanceof PeerCallError) throw cause;
+      throw new PeerCallError(`${method} ${path} answer failed: ${describe(cause)}`, { cause });
+    }
+    return Buffer.concat(chunks, bytes).toString('utf8');
+  }
+}
+
+function describe(error: unknown): string {
+  if (error instanceof Error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    return code ? `${code} ${error.message}` : error.message;
+  }
+  return String(error);
+}

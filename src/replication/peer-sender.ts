@@ -1,0 +1,291 @@
+/**
+ * Streams this node's changes to one peer from a persisted cursor over the
+ * local change sequence. Batches are bounded in rows and bytes; up to
+ * `batchesInFlightMax` are pipelined, the cursor moves only over batches the
+ * peer acknowledged (after its commit), and is written to disk at a steady
+ * pace, so whatever the peer missed — while it was down, or while this node
+ * was restarting — is delivered later without a full resync. Only changes
+ * this node originated are sent (every node pushes its own writes to every
+ * peer), so nothing is echoed back or relayed twice; what a pairwise link
+ * missed in a partial partition is repaired by the digest resync.
+ */
+import type { Logger } from 'pino';
+import { timestampToMs } from '../clock.ts';
+import { replicationLimits as bounds } from '../limits.ts';
+import type { StorePool } from '../pool.ts';
+import type { Change } from '../store/types.ts';
+import { entryJson, replicateBody } from '../store/wire.ts';
+import { LagSamples } from './lag-samples.ts';
+import type { PeerClient } from './peer-client.ts';
+
+export interface SenderStore {
+  readonly nodeId: string;
+  readonly dbPath: string;
+  readonly seq: number;
+  changesSince(afterSeq: number, limit: number): Change[];
+  oldestChangeAfter(afterSeq: number): number | undefined;
+  peerCursor(url: string): { nodeId: string | null; cursor: number };
+  setPeerCursor(url: string, nodeId: string | null, cursor: number): void;
+}
+
+interface Batch {
+  readonly json: string;
+  readonly count: number;
+  readonly bytes: number;
+  readonly lastSeq: number;
+  /** HLC timestamps of the oldest and newest change in the batch. */
+  readonly oldestTimestamp: number;
+}
+
+interface InFlight {
+  readonly toSeq: number;
+  done: boolean;
+}
+
+export interface SenderStats {
+  readonly active: boolean;
+  readonly cursor: number;
+  readonly pendingChanges: number;
+  readonly oldestPendingAgeMs: number | null;
+  readonly lagMsP50: number | null;
+  readonly lagMsP99: number | null;
+  readonly batchesSent: number;
+  readonly entriesSent: number;
+  readonly bytesSent: number;
+  readonly failures: number;
+  readonly lastError: string | null;
+}
+
+export interface SenderDeps {
+  readonly store: SenderStore;
+  readonly pool: StorePool;
+  readonly client: PeerClient;
+  readonly log: Logger;
+  readonly wallMs: () => number;
+  readonly random: () => number;
+}
+
+export class PeerSender {
+  readonly #deps: SenderDeps;
+  readonly #lag = new LagSamples(bounds.lagSamplesMax);
+  #peerNodeId: string | null;
+  #cursor: number;
+  #persistedCursor: number;
+  #readSeq: number;
+  #inFlight: InFlight[] = [];
+  #epoch = 0;
+  #active = false;
+  #pumping = false;
+  #scheduled = false;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #persistTimer: NodeJS.Timeout | undefined;
+  #backoffMs: number = bounds.backoffMsMin;
+  #stats = {
+    batchesSent: 0,
+    entriesSent: 0,
+    bytesSent: 0,
+    failures: 0,
+    lastError: null as string | null,
+  };
+
+  constructor(deps: SenderDeps) {
+    this.#deps = deps;
+    const saved = deps.store.peerCursor(deps.client.url);
+    this.#peerNodeId = saved.nodeId;
+    this.#cursor = saved.cursor;
+    this.#persistedCursor = saved.cursor;
+    this.#readSeq = saved.cursor;
+  }
+
+  get peerNodeId(): string | null {
+    return this.#peerNodeId;
+  }
+
+  /** Changes not yet acknowledged (sequence positions after the cursor). */
+  get pending(): number {
+    return Math.max(0, this.#deps.store.seq - this.#cursor);
+  }
+
+  /**
+   * The peer answered pings as `nodeId`. Returns true when its cursor could not
+   * be trusted (a new or wiped peer): the cursor then jumps to our current
+   * sequence and the caller must bring the peer level with a digest resync.
+   */
+  activate(nodeId: string): boolean {
+    const fresh = this.#peerNodeId !== nodeId;
+    if (fresh) {
+      this.#peerNodeId = nodeId;
+      this.#cursor = this.#deps.store.seq;
+      this.#readSeq = this.#cursor;
+      this.#inFlight = [];
+      this.#epoch += 1;
+      this.#persist();
+    }
+    this.#active = true;
+    this.#persistTimer ??= setInterval(() => this.#persist(), bounds.cursorPersistMs);
+    this.#persistTimer.unref();
+    this.notify();
+    return fresh;
+  }
+
+  deactivate(): void {
+    this.#active = false;
+    this.#abandonInFlight();
+  }
+
+  /** New local commits: push them soon (coalesced to one pump per turn). */
+  notify(): void {
+    if (this.#scheduled || !this.#active) return;
+    this.#scheduled = true;
+    setImmediate(() => {
+      this.#scheduled = false;
+      this.#pump().catch((error: unknown) => this.#failed(error, this.#epoch));
+    });
+  }
+
+  stats(): SenderStats {
+    const oldest = this.#deps.store.oldestChangeAfter(this.#cursor);
+    return {
+      active: this.#active,
+      cursor: this.#cursor,
+      pendingChanges: this.pending,
+      oldestPendingAgeMs:
+        oldest === undefined ? null : Math.max(0, this.#deps.wallMs() - timestampToMs(oldest)),
+      lagMsP50: this.#lag.percentile(50),
+      lagMsP99: this.#lag.percentile(99),
+      ...this.#stats,
+    };
+  }
+
+  resetLagSamples(): void {
+    this.#lag.reset();
+  }
+
+  /** Stops sending and writes the cursor down. */
+  stop(): void {
+    this.#active = false;
+    clearTimeout(this.#retryTimer);
+    clearInterval(this.#persistTimer);
+    this.#persistTimer = undefined;
+    this.#epoch += 1;
+    this.#persist();
+  }
+
+  async #pump(): Promise<void> {
+    if (this.#pumping) return;
+    this.#pumping = true;
+    try {
+      while (this.#active && this.#inFlight.length < bounds.batchesInFlightMax) {
+        const backlog = this.#deps.store.seq - this.#readSeq;
+        if (backlog <= 0) break;
+        // Pipeline only full batches; a partial one waits for the one in flight.
+        if (this.#inFlight.length > 0 && backlog < bounds.batchRowsMax) break;
+        const epoch = this.#epoch;
+        const batch = await this.#readBatch(this.#readSeq, backlog);
+        if (epoch !== this.#epoch || !this.#active) break;
+        const slot: InFlight = { toSeq: batch.lastSeq, done: false };
+        this.#readSeq = batch.lastSeq;
+        this.#inFlight.push(slot);
+        if (batch.count === 0) {
+          slot.done = true;
+          this.#advance();
+          continue;
+        }
+        this.#send(batch, slot, epoch);
+      }
+    } finally {
+      this.#pumping = false;
+    }
+  }
+
+  #send(batch: Batch, slot: InFlight, epoch: number): void {
+    const body = replicateBody(this.#deps.store.nodeId, batch.json, false);
+    this.#deps.client.call('POST', '/replicate', body).then(
+      () => {
+        if (epoch !== this.#epoch) return;
+        slot.done = true;
+        this.#stats.batchesSent += 1;
+        this.#stats.entriesSent += batch.count;
+        this.#stats.bytesSent += Buffer.byteLength(body);
+        this.#lag.add(Math.max(0, this.#deps.wallMs() - timestampToMs(batch.oldestTimestamp)));
+        this.#backoffMs = bounds.backoffMsMin;
+        this.#advance();
+        this.notify();
+      },
+      (error: unknown) => this.#failed(error, epoch),
+    );
+  }
+
+  async #readBatch(afterSeq: number, backlog: number): Promise<Batch> {
+    const origin = this.#deps.store.nodeId;
+    if (backlog >= bounds.workerBacklogMin) {
+      const rows = await this.#deps.pool.rows({
+        kind: 'change-range',
+        dbPath: this.#deps.store.dbPath,
+        afterSeq,
+        originNodeId: origin,
+        rowsMax: bounds.batchRowsMax * 4,
+        bytesMax: bounds.batchBytesMax,
+      });
+      // A worker reads no timestamps; the batch's age is taken from its first change.
+      const oldest = this.#deps.store.changesSince(afterSeq, 1)[0]?.version.timestamp ?? 0;
+      return {
+        json: rows.json,
+        count: rows.count,
+        bytes: rows.bytes,
+        lastSeq: rows.lastSeq,
+        oldestTimestamp: oldest,
+      };
+    }
+    return this.#readBatchInline(afterSeq, origin);
+  }
+
+  #readBatchInline(afterSeq: number, origin: string): Batch {
+    const changes = this.#deps.store.changesSince(afterSeq, bounds.batchRowsMax);
+    const parts: string[] = [];
+    let bytes = 0;
+    let lastSeq = afterSeq;
+    let oldestTimestamp = Number.MAX_SAFE_INTEGER;
+    for (const change of changes) {
+      lastSeq = change.seq;
+      if (change.sourceNodeId !== origin) continue;
+      const json = entryJson(change);
+      parts.push(json);
+      bytes += json.length + 1;
+      oldestTimestamp = Math.min(oldestTimestamp, change.version.timestamp);
+      if (bytes >= bounds.batchBytesMax) break;
+    }
+    return { json: parts.join(','), count: parts.length, bytes, lastSeq, oldestTimestamp };
+  }
+
+  #advance(): void {
+    while (this.#inFlight[0]?.done) this.#cursor = this.#inFlight.shift()!.toSeq;
+  }
+
+  #abandonInFlight(): void {
+    this.#epoch += 1;
+    this.#inFlight = [];
+    this.#readSeq = this.#cursor;
+  }
+
+  #failed(error: unknown, epoch: number): void {
+    if (epoch !== this.#epoch) return;
+    this.#stats.failures += 1;
+    const message = error instanceof Error ? error.message : String(error);
+    if (this.#stats.lastError !== message)
+      this.#deps.log.warn({ err: message }, 'push to peer failed');
+    this.#stats.lastError = message;
+    this.#abandonInFlight();
+    const delay = this.#backoffMs * (0.5 + this.#deps.random());
+    this.#backoffMs = Math.min(bounds.backoffMsMax, this.#backoffMs * 2);
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = setTimeout(() => this.notify(), delay);
+    this.#retryTimer.unref();
+  }
+
+  #persist(): void {
+    if (this.#cursor === this.#persistedCursor && this.#peerNodeId !== null) return;
+    this.#deps.store.setPeerCursor(this.#deps.client.url, this.#peerNodeId, this.#cursor);
+    this.#persistedCursor = this.#cursor;
+  }
+}

@@ -1,0 +1,43 @@
+/**
+ * The wire form of entries, shared by the replication sender, the resync and
+ * the pool workers: `{"key","value","version"}`, `{"key","deleted":true,
+ * "version"}` for a tombstone, or `{"key","version"}` for a key summary.
+ * Built by string concatenation: the stored value is already JSON text.
+ */
+import { formatVersion, type Version } from '../version.ts';
+
+export interface WireRow {
+  readonly key: string;
+  readonly value: string | null;
+  readonly ts: number;
+  readonly node: string;
+}
+
+export function rowJson(row: WireRow, withValue: boolean): string {
+  const version = formatVersion({ timestamp: row.ts, nodeId: row.node });
+  const key = JSON.stringify(row.key);
+  if (!withValue) return `{"key":${key},"version":"${version}"}`;
+  if (row.value === null) return `{"key":${key},"deleted":true,"version":"${version}"}`;
+  return `{"key":${key},"value":${row.value},"version":"${version}"}`;
+}
+
+export function entryJson(entry: {
+  key: string;
+  valueJson: string | null;
+  version: Version;
+}): string {
+  return rowJson(
+    {
+      key: entry.key,
+      value: entry.valueJson,
+      ts: entry.version.timestamp,
+      node: entry.version.nodeId,
+    },
+    true,
+  );
+}
+
+/** A POST /replicate body from already-serialised entries. */
+export function replicateBody(fromNodeId: string, entriesJson: string, resync: boolean): string {
+  return `{"from":"${fromNodeId}","resync":${resync},"entries":[${entriesJson}]}`;
+}

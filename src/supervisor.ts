@@ -1,0 +1,273 @@
+/**
+ * Watches the peers. Every ping period each peer gets `GET /ping` (bounded by
+ * the timeout); a peer is up or down, and a change of state is logged once.
+ * The ping's node-id header identifies the peer: this node found in --peers
+ * is dropped, and a peer whose id changed (a wiped data dir) gets its cursor
+ * reset and a digest resync. A resync also runs when a peer comes up, at
+ * start-up, and every few periods as anti-entropy.
+ */
+import type { Logger } from 'pino';
+import { replicationLimits as bounds } from './limits.ts';
+import type { PeerClient } from './replication/peer-client.ts';
+import type { PeerSender, SenderStats } from './replication/peer-sender.ts';
+import type { ResyncReport } from './sync/resync.ts';
+
+export type PeerState = 'unknown' | 'up' | 'down' | 'self';
+
+export interface ResyncRecord extends Partial<ResyncReport> {
+  readonly at: string;
+  readonly trigger: string;
+  readonly durationMs: number;
+  readonly error?: string;
+}
+
+export interface Peer {
+  readonly url: string;
+  readonly client: PeerClient;
+  readonly sender: PeerSender;
+  state: PeerState;
+  nodeId: string | null;
+  lastSeenMs: number | null;
+  clockOffsetMs: number | null;
+  rttMs: number | null;
+  skewed: boolean;
+  resyncing: boolean;
+  resyncWanted: string | null;
+  /** When the wanted resync was asked for, and when it may start. */
+  resyncWantedAtMs: number;
+  resyncNotBeforeMs: number;
+  /** Last time the peer started a resync with us (its GET /sync/digest). */
+  incomingResyncAtMs: number;
+  lastResync: ResyncRecord | null;
+  resyncTotals: {
+    runs: number;
+    entriesSent: number;
+    entriesReceived: number;
+    bytesSent: number;
+    bytesReceived: number;
+  };
+}
+
+export interface SupervisorDeps {
+  readonly selfNodeId: string;
+  readonly peers: readonly Peer[];
+  readonly pingIntervalMs: number;
+  readonly clockSkewMsMax: number;
+  readonly wallMs: () => number;
+  readonly log: Logger;
+  readonly runResync: (peer: Peer) => Promise<ResyncReport>;
+  /** Until this long after start-up, this node is the one recovering: it resyncs at once. */
+  readonly startupWindowMs: number;
+}
+
+export class Supervisor {
+  readonly #deps: SupervisorDeps;
+  #timer: NodeJS.Timeout | undefined;
+  #ticks = 0;
+  #stopped = false;
+  #ticking: Promise<void> = Promise.resolve();
+  #resyncsRunning = 0;
+  readonly #startedMs = performance.now();
+
+  constructor(deps: SupervisorDeps) {
+    this.#deps = deps;
+  }
+
+  start(): void {
+    const loop = () => {
+      if (this.#stopped) return;
+      this.#ticking = this.tick().finally(() => {
+        if (!this.#stopped) this.#timer = setTimeout(loop, this.#deps.pingIntervalMs);
+      });
+    };
+    loop();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    await this.#ticking;
+  }
+
+  /** One round of pings; resyncs are started, not awaited. */
+  async tick(): Promise<void> {
+    this.#ticks += 1;
+    const antiEntropy = this.#ticks % bounds.antiEntropyPings === 0;
+    await Promise.all(
+      this.#deps.peers
+        .filter((peer) => peer.state !== 'self')
+        .map((peer) => this.#ping(peer, antiEntropy)),
+    );
+  }
+
+  /** Asks for a resync with a peer (e.g. after a wipe); runs when it is up. */
+  requestResync(peer: Peer, trigger: string): void {
+    this.#want(peer, trigger);
+    this.#maybeResync(peer);
+  }
+
+  /** A peer began a resync with us; ours with it can wait. */
+  noteIncomingResync(nodeId: string): void {
+    const peer = this.#deps.peers.find((candidate) => candidate.nodeId === nodeId);
+    if (peer) peer.incomingResyncAtMs = performance.now();
+  }
+
+  /**
+   * Both sides notice a recovery. The node that just started resyncs at once;
+   * the other waits two ping periods and skips if the peer has begun one.
+   */
+  #want(peer: Peer, trigger: string): void {
+    if (peer.resyncWanted) return;
+    const now = performance.now();
+    const recovering = now - this.#startedMs < this.#deps.startupWindowMs;
+    peer.resyncWanted = trigger;
+    peer.resyncWantedAtMs = now;
+    peer.resyncNotBeforeMs =
+      recovering || trigger === 'anti-entropy' ? now : now + 2 * this.#deps.pingIntervalMs;
+  }
+
+  async #ping(peer: Peer, antiEntropy: boolean): Promise<void> {
+    let answer: Awaited<ReturnType<PeerClient['ping']>>;
+    try {
+      answer = await peer.client.ping(this.#deps.wallMs);
+    } catch (error) {
+      this.#markDown(peer, error);
+      return;
+    }
+    if (this.#stopped) return;
+    if (answer.nodeId === this.#deps.selfNodeId) {
+      peer.state = 'self';
+      peer.sender.stop();
+      this.#deps.log.info({ peer: peer.url }, 'peer is this node; skipping it');
+      return;
+    }
+    peer.lastSeenMs = this.#deps.wallMs();
+    peer.rttMs = answer.rttMs;
+    this.#checkClock(peer, answer.timeMs - (answer.sentAtMs + answer.rttMs / 2));
+    if (peer.nodeId !== null && peer.nodeId !== answer.nodeId) {
+      this.#deps.log.warn(
+        { peer: peer.url, was: peer.nodeId, now: answer.nodeId },
+        'peer node id changed',
+      );
+    }
+    peer.nodeId = answer.nodeId;
+    const wasUp = peer.state === 'up';
+    const fresh = peer.sender.activate(answer.nodeId);
+    if (!wasUp) {
+      peer.state = 'up';
+      this.#deps.log.info({ peer: peer.url, nodeId: answer.nodeId }, 'peer up');
+    }
+    if (fresh) this.#want(peer, 'new-peer');
+    else if (!wasUp) this.#want(peer, 'recovered');
+    else if (antiEntropy) this.#want(peer, 'anti-entropy');
+    this.#maybeResync(peer);
+  }
+
+  #markDown(peer: Peer, error: unknown): void {
+    if (this.#stopped || peer.state === 'down') return;
+    const was = peer.state;
+    peer.state = 'down';
+    peer.sender.deactivate();
+    const reason = error instanceof Error ? error.message : String(error);
+    if (was === 'up') this.#deps.log.warn({ peer: peer.url, reason }, 'peer down');
+    else this.#deps.log.info({ peer: peer.url, reason }, 'peer not reachable yet');
+  }
+
+  #checkClock(peer: Peer, offsetMs: number): void {
+    peer.clockOffsetMs = Math.round(offsetMs);
+    const skewed = Math.abs(offsetMs) > this.#deps.clockSkewMsMax;
+    if (skewed && !peer.skewed) {
+      this.#deps.log.warn(
+        { peer: peer.url, offsetMs: peer.clockOffsetMs, maxMs: this.#deps.clockSkewMsMax },
+        'peer clock skew exceeds the bound',
+      );
+    } else if (!skewed && peer.skewed)
+      this.#deps.log.info({ peer: peer.url }, 'peer clock skew back within bound');
+    peer.skewed = skewed;
+  }
+
+  #maybeResync(peer: Peer): void {
+    const trigger = peer.resyncWanted;
+    if (!trigger || peer.resyncing || peer.state !== 'up' || this.#stopped) return;
+    if (this.#resyncsRunning >= bounds.resyncsConcurrentMax) return;
+    const now = performance.now();
+    if (now < peer.resyncNotBeforeMs) return;
+    peer.resyncWanted = null;
+    const quietMs = bounds.antiEntropyPings * this.#deps.pingIntervalMs;
+    const peerDidIt = peer.incomingResyncAtMs >= peer.resyncWantedAtMs;
+    if (peerDidIt || (trigger === 'anti-entropy' && now - peer.incomingResyncAtMs < quietMs))
+      return;
+    peer.resyncing = true;
+    this.#resyncsRunning += 1;
+    const started = performance.now();
+    const at = new Date(this.#deps.wallMs()).toISOString();
+    this.#deps
+      .runResync(peer)
+      .then(
+        (report) => {
+          peer.lastResync = {
+            at,
+            trigger,
+            durationMs: Math.round(performance.now() - started),
+            ...report,
+          };
+          const totals = peer.resyncTotals;
+          totals.runs += 1;
+          totals.entriesSent += report.entriesSent;
+          totals.entriesReceived += report.entriesReceived;
+          totals.bytesSent += report.bytesSent;
+          totals.bytesReceived += report.bytesReceived;
+          if (report.result === 'synced')
+            this.#deps.log.info({ peer: peer.url, ...peer.lastResync }, 'resync done');
+        },
+        (error: unknown) => {
+          const message = error instanceof Error ? error.message : String(error);
+          peer.lastResync = {
+            at,
+            trigger,
+            durationMs: Math.round(performance.now() - started),
+            error: message,
+          };
+          this.#want(peer, trigger);
+          this.#deps.log.warn(
+            { peer: peer.url, trigger, err: message },
+            'resync failed; will retry',
+          );
+        },
+      )
+      .finally(() => {
+        peer.resyncing = false;
+        this.#resyncsRunning -= 1;
+        for (const other of this.#deps.peers) this.#maybeResync(other);
+      });
+  }
+}
+
+export function peerStatus(peer: Peer, now: number): Record<string, unknown> {
+  const stats: SenderStats = peer.sender.stats();
+  return {
+    url: peer.url,
+    nodeId: peer.nodeId,
+    state: peer.state,
+    lastSeen: peer.lastSeenMs === null ? null : new Date(peer.lastSeenMs).toISOString(),
+    lastSeenAgoMs: peer.lastSeenMs === null ? null : Math.max(0, now - peer.lastSeenMs),
+    rttMs: peer.rttMs === null ? null : Math.round(peer.rttMs * 10) / 10,
+    clockOffsetMs: peer.clockOffsetMs,
+    clockSkewed: peer.skewed,
+    replication: {
+      pendingChanges: stats.pendingChanges,
+      oldestPendingAgeMs: stats.oldestPendingAgeMs,
+      lagMsP50: stats.lagMsP50,
+      lagMsP99: stats.lagMsP99,
+      cursor: stats.cursor,
+      batchesSent: stats.batchesSent,
+      entriesSent: stats.entriesSent,
+      bytesSent: stats.bytesSent,
+      failures: stats.failures,
+      lastError: stats.lastError,
+    },
+    resyncing: peer.resyncing,
+    lastResync: peer.lastResync,
+    resyncTotals: peer.resyncTotals,
+  };
+}

@@ -1,0 +1,265 @@
+/**
+ * Digest resync with one peer, in both directions. Compare store hashes; if
+ * they differ, find the differing groups, then buckets (two-level exchange),
+ * and move only what differs: a bucket empty on one side is copied whole; a
+ * bucket held by both sides is diffed by key summaries (key + version) and
+ * only the newer entries move, each way. Everything goes in bounded chunks.
+ */
+import type { Logger } from 'pino';
+import { replicationLimits as bounds } from '../limits.ts';
+import type { StorePool } from '../pool.ts';
+import type { PeerClient } from '../replication/peer-client.ts';
+import { BUCKETS_PER_GROUP, type BucketDigest } from '../store/digest.ts';
+import type { Entry, Mutation, MutationResult } from '../store/types.ts';
+import { entryJson, replicateBody } from '../store/wire.ts';
+import { compareVersions, formatVersion, parseVersion } from '../version.ts';
+import {
+  type BucketCursor,
+  parseBucketSums,
+  parseDigest,
+  parseRows,
+  parseServed,
+} from './sync-wire.ts';
+
+export interface ResyncStore {
+  readonly nodeId: string;
+  readonly dbPath: string;
+  readonly digest: BucketDigest;
+  get(key: string): Entry | undefined;
+}
+
+export interface ResyncDeps {
+  readonly store: ResyncStore;
+  readonly pool: StorePool;
+  readonly submit: (mutations: readonly Mutation[]) => Promise<MutationResult[]>;
+  readonly log: Logger;
+  readonly valueBytesMax: number;
+  /** Our own backlog toward the peer (changes it has not acknowledged). */
+  readonly localBacklog: () => number;
+  readonly sleep: (ms: number) => Promise<void>;
+  readonly deferMs: number;
+}
+
+export interface ResyncReport {
+  readonly result: 'equal' | 'synced';
+  readonly bucketsDiffering: number;
+  readonly entriesSent: number;
+  readonly entriesReceived: number;
+  readonly bytesSent: number;
+  readonly bytesReceived: number;
+}
+
+export class Resync {
+  readonly #deps: ResyncDeps;
+  readonly #client: PeerClient;
+  readonly #peerNodeId: string;
+  readonly #report = { entriesSent: 0, entriesReceived: 0, bytesSent: 0, bytesReceived: 0 };
+  #entriesTotal = 0;
+  #lastProgressMs = 0;
+
+  constructor(deps: ResyncDeps, client: PeerClient, peerNodeId: string) {
+    this.#deps = deps;
+    this.#client = client;
+    this.#peerNodeId = peerNodeId;
+  }
+
+  async run(): Promise<ResyncReport> {
+    const groups = await this.#differingGroups();
+    if (groups.length === 0) return { result: 'equal', bucketsDiffering: 0, ...this.#report };
+    const buckets = await this.#differingBuckets(groups);
+    this.#entriesTotal = buckets.reduce((sum, b) => sum + Math.max(b.localCount, b.remoteCount), 0);
+    for (let index = 0; index < buckets.length; index += bounds.resyncBucketsPerRound) {
+      await this.#syncBuckets(buckets.slice(index, index + bounds.resyncBucketsPerRound));
+      this.#progress(false);
+    }
+    this.#progress(true);
+    return { result: 'synced', bucketsDiffering: buckets.length, ...this.#report };
+  }
+
+  /** Waits (a bounded number of times) for in-flight replication, then compares groups. */
+  async #differingGroups(): Promise<number[]> {
+    for (let attempt = 0; ; attempt += 1) {
+      const answer = await this.#call('GET', `/sync/digest?from=${this.#deps.store.nodeId}`);
+      const remote = parseDigest(answer);
+      if (remote.nodeId !== this.#peerNodeId) throw new Error('peer node id changed during resync');
+      if (remote.root === this.#deps.store.digest.root()) return [];
+      const settling = remote.backlog > 0 || this.#deps.localBacklog() > 0;
+      if (settling && attempt < bounds.resyncDefersMax) {
+        await this.#deps.sleep(this.#deps.deferMs);
+        continue;
+      }
+      const local = this.#deps.store.digest.groupHashes();
+      return local.flatMap((hash, group) => (hash === remote.groups[group] ? [] : [group]));
+    }
+  }
+
+  async #differingBuckets(groups: number[]) {
+    const answer = await this.#call('POST', '/sync/buckets', JSON.stringify({ groups }));
+    const remote = parseBucketSums(answer, groups);
+    const digest = this.#deps.store.digest;
+    const differing: { bucket: number; localCount: number; remoteCount: number }[] = [];
+    for (const group of groups) {
+      for (
+        let bucket = group * BUCKETS_PER_GROUP;
+        bucket < (group + 1) * BUCKETS_PER_GROUP;
+        bucket += 1
+      ) {
+        const theirs = remote.get(bucket)!;
+        if (theirs.sum === digest.sums[bucket]) continue;
+        differing.push({ bucket, localCount: digest.counts[bucket]!, remoteCount: theirs.count });
+      }
+    }
+    return differing;
+  }
+
+  async #syncBuckets(buckets: { bucket: number; localCount: number; remoteCount: number }[]) {
+    const pushWhole = buckets.filter((b) => b.remoteCount === 0).map((b) => b.bucket);
+    const pullWhole = buckets
+      .filter((b) => b.localCount === 0 && b.remoteCount > 0)
+      .map((b) => b.bucket);
+    const mixed = buckets.filter((b) => b.localCount > 0 && b.remoteCount > 0).map((b) => b.bucket);
+    await this.#pushBuckets(pushWhole);
+    await this.#pullBuckets(pullWhole);
+    if (mixed.length > 0) await this.#diffBuckets(mixed);
+  }
+
+  async #pushBuckets(buckets: number[]): Promise<void> {
+    let after: BucketCursor | null = null;
+    while (buckets.length > 0) {
+      const rows = await this.#deps.pool.rows({
+        kind: 'bucket-rows',
+        dbPath: this.#deps.store.dbPath,
+        buckets,
+        after,
+        withValues: true,
+        rowsMax: bounds.resyncRowsPerRequest,
+        bytesMax: bounds.resyncBytesPerRequest,
+      });
+      if (rows.count > 0) await this.#push(rows.json, rows.count);
+      if (!rows.nextBucket) return;
+      after = rows.nextBucket;
+    }
+  }
+
+  async #pullBuckets(buckets: number[]): Promise<void> {
+    let after: BucketCursor | null = null;
+    while (buckets.length > 0) {
+      const answer = await this.#call(
+        'POST',
+        '/sync/rows',
+        JSON.stringify({ buckets, after, values: true }),
+      );
+      const page = parseRows(answer, this.#deps.valueBytesMax, true);
+      await this.#merge(page.entries);
+      if (!page.next) return;
+      after = page.next;
+    }
+  }
+
+  /** Exchanges key summaries of buckets both sides hold; moves only newer entries. */
+  async #diffBuckets(buckets: number[]): Promise<void> {
+    const remote = await this.#remoteSummaries(buckets);
+    const local = await this.#localSummaries(buckets);
+    const toPull: string[] = [];
+    for (const [key, version] of remote) {
+      const mine = local.get(key);
+      if (!mine || compareVersions(parseVersion(version)!, parseVersion(mine)!) > 0)
+        toPull.push(key);
+    }
+    const toPush: string[] = [];
+    for (const [key, version] of local) {
+      const theirs = remote.get(key);
+      if (!theirs || compareVersions(parseVersion(version)!, parseVersion(theirs)!) > 0)
+        toPush.push(key);
+    }
+    for (let index = 0; index < toPull.length; ) {
+      const keys = toPull.slice(index, index + bounds.fetchKeysMax);
+      const answer = await this.#call('POST', '/sync/fetch', JSON.stringify({ keys }));
+      await this.#merge(parseRows(answer, this.#deps.valueBytesMax, true).entries);
+      index += parseServed(answer, keys.length);
+    }
+    for (let index = 0; index < toPush.length; index += bounds.fetchKeysMax) {
+      const entries = toPush
+        .slice(index, index + bounds.fetchKeysMax)
+        .map((key) => this.#deps.store.get(key))
+        .filter((entry): entry is Entry => entry !== undefined);
+      if (entries.length > 0) await this.#push(entries.map(entryJson).join(','), entries.length);
+    }
+  }
+
+  async #remoteSummaries(buckets: number[]): Promise<Map<string, string>> {
+    const summaries = new Map<string, string>();
+    let after: BucketCursor | null = null;
+    for (;;) {
+      const answer = await this.#call(
+        'POST',
+        '/sync/rows',
+        JSON.stringify({ buckets, after, values: false }),
+      );
+      const page = parseRows(answer, this.#deps.valueBytesMax, false);
+      for (const entry of page.entries) summaries.set(entry.key, formatVersion(entry.version));
+      if (!page.next) return summaries;
+      after = page.next;
+    }
+  }
+
+  async #localSummaries(buckets: number[]): Promise<Map<string, string>> {
+    const summaries = new Map<string, string>();
+    let after: BucketCursor | null = null;
+    for (;;) {
+      const rows = await this.#deps.pool.rows({
+        kind: 'bucket-rows',
+        dbPath: this.#deps.store.dbPath,
+        buckets,
+        after,
+        withValues: false,
+        rowsMax: bounds.resyncRowsPerRequest,
+        bytesMax: bounds.resyncBytesPerRequest,
+      });
+      const parsed = JSON.parse(`[${rows.json}]`) as { key: string; version: string }[];
+      for (const row of parsed) summaries.set(row.key, row.version);
+      if (!rows.nextBucket) return summaries;
+      after = rows.nextBucket;
+    }
+  }
+
+  async #push(entriesJson: string, count: number): Promise<void> {
+    const body = replicateBody(this.#deps.store.nodeId, entriesJson, true);
+    await this.#client.call('POST', '/replicate', body);
+    this.#report.entriesSent += count;
+    this.#report.bytesSent += Buffer.byteLength(body);
+  }
+
+  async #merge(entries: Entry[]): Promise<void> {
+    if (entries.length === 0) return;
+    const source = this.#peerNodeId;
+    await this.#deps.submit(
+      entries.map((entry) => ({ kind: 'remote', entry, sourceNodeId: source })),
+    );
+    this.#report.entriesReceived += entries.length;
+  }
+
+  async #call(method: 'GET' | 'POST', path: string, body?: string): Promise<unknown> {
+    const answer = await this.#client.call(method, path, body);
+    this.#report.bytesReceived += answer.bytes;
+    if (body) this.#report.bytesSent += Buffer.byteLength(body);
+    return answer.json;
+  }
+
+  #progress(final: boolean): void {
+    const now = Date.now();
+    if (!final && now - this.#lastProgressMs < 2_000) return;
+    this.#lastProgressMs = now;
+    const done = this.#report.entriesSent + this.#report.entriesReceived;
+    if (!final && this.#entriesTotal < 10_000) return;
+    this.#deps.log.info(
+      {
+        peer: this.#client.url,
+        entriesDone: done,
+        entriesTotal: this.#entriesTotal,
+        ...this.#report,
+      },
+      final ? 'resync transfer done' : 'resync progress',
+    );
+  }
+}

@@ -1,0 +1,146 @@
+/**
+ * Shapes of the resync messages, and strict parsers for them: a peer's
+ * answer or request is untrusted input like any other.
+ */
+import { PeerkvError } from '../errors.ts';
+import { validateReplicate } from '../http/validate.ts';
+import { BUCKETS, BUCKETS_PER_GROUP, GROUPS } from '../store/digest.ts';
+import type { Entry } from '../store/types.ts';
+import { NODE_ID_PATTERN } from '../version.ts';
+
+export interface BucketCursor {
+  readonly bucket: number;
+  readonly key: string;
+}
+
+export interface DigestAnswer {
+  readonly nodeId: string;
+  readonly root: string;
+  readonly groups: readonly string[];
+  /** Changes the answering node has not yet had acknowledged by the asker. */
+  readonly backlog: number;
+}
+
+function bad(message: string): PeerkvError {
+  return new PeerkvError('BAD_REQUEST', message);
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+export function parseDigest(value: unknown): DigestAnswer {
+  if (!isObject(value)) throw bad('digest answer is not an object');
+  const { nodeId, root, groups, backlog } = value;
+  if (typeof nodeId !== 'string' || !NODE_ID_PATTERN.test(nodeId)) throw bad('digest: bad nodeId');
+  if (typeof root !== 'string' || !/^[0-9a-f]{64}$/.test(root)) throw bad('digest: bad root');
+  if (
+    !Array.isArray(groups) ||
+    groups.length !== GROUPS ||
+    !groups.every((g) => typeof g === 'string')
+  ) {
+    throw bad('digest: bad groups');
+  }
+  if (typeof backlog !== 'number' || !Number.isSafeInteger(backlog) || backlog < 0) {
+    throw bad('digest: bad backlog');
+  }
+  return { nodeId, root, groups: groups as string[], backlog };
+}
+
+/** Parses a group list (request of POST /sync/buckets). */
+export function parseGroups(value: unknown): number[] {
+  if (!isObject(value) || !Array.isArray(value.groups)) throw bad('groups must be an array');
+  const groups = value.groups;
+  if (groups.length > GROUPS || !groups.every((g) => Number.isInteger(g) && g >= 0 && g < GROUPS)) {
+    throw bad(`groups must be distinct integers from 0 to ${GROUPS - 1}`);
+  }
+  return [...new Set(groups as number[])];
+}
+
+/** Parses `{"buckets": [[bucket, sum, count], ...]}` covering exactly `groups`. */
+export function parseBucketSums(
+  value: unknown,
+  groups: number[],
+): Map<number, { sum: number; count: number }> {
+  if (!isObject(value) || !Array.isArray(value.buckets)) throw bad('bucket sums: not an object');
+  const sums = new Map<number, { sum: number; count: number }>();
+  for (const item of value.buckets) {
+    if (
+      !Array.isArray(item) ||
+      item.length !== 3 ||
+      !item.every((n) => Number.isSafeInteger(n) && n >= 0)
+    ) {
+      throw bad('bucket sums: malformed item');
+    }
+    const [bucket, sum, count] = item as [number, number, number];
+    if (bucket >= BUCKETS) throw bad('bucket sums: bucket out of range');
+    sums.set(bucket, { sum, count });
+  }
+  for (const group of groups) {
+    for (let b = group * BUCKETS_PER_GROUP; b < (group + 1) * BUCKETS_PER_GROUP; b += 1) {
+      if (!sums.has(b)) throw bad('bucket sums: a bucket is missing');
+    }
+  }
+  return sums;
+}
+
+export interface RowsRequest {
+  readonly buckets: number[];
+  readonly after: BucketCursor | null;
+  readonly values: boolean;
+}
+
+export function parseRowsRequest(value: unknown): RowsRequest {
+  if (!isObject(value) || !Array.isArray(value.buckets)) throw bad('buckets must be an array');
+  const buckets = value.buckets;
+  if (
+    buckets.length > BUCKETS ||
+    !buckets.every((b) => Number.isInteger(b) && b >= 0 && b < BUCKETS)
+  ) {
+    throw bad(`buckets must be integers from 0 to ${BUCKETS - 1}`);
+  }
+  return {
+    buckets: [...new Set(buckets as number[])],
+    after: parseCursor(value.after),
+    values: value.values === true,
+  };
+}
+
+function parseCursor(value: unknown): BucketCursor | null {
+  if (value === null || value === undefined) return null;
+  if (!isObject(value) || !Number.isInteger(value.bucket) || typeof value.key !== 'string') {
+    throw bad('after must be null or {"bucket","key"}');
+  }
+  return { bucket: value.bucket as number, key: value.key };
+}
+
+/** Parses `{"rows": [...], "next": cursor|null}`; summaries carry no value. */
+export function parseRows(
+  value: unknown,
+  valueBytesMax: number,
+  withValues: boolean,
+): { entries: Entry[]; next: BucketCursor | null } {
+  if (!isObject(value) || !Array.isArray(value.rows)) throw bad('rows answer is malformed');
+  const rows = withValues
+    ? value.rows
+    : value.rows.map((row) => (isObject(row) ? { ...row, value: null } : row));
+  const payload = validateReplicate({ entries: rows }, valueBytesMax);
+  if (payload.kind !== 'batch') throw bad('rows answer is malformed');
+  return { entries: payload.entries, next: parseCursor(value.next) };
+}
+
+export function parseKeys(value: unknown, keysMax: number): string[] {
+  if (!isObject(value) || !Array.isArray(value.keys)) throw bad('keys must be an array');
+  if (value.keys.length > keysMax) throw bad(`at most ${keysMax} keys per request`);
+  if (!value.keys.every((key) => typeof key === 'string')) throw bad('keys must be strings');
+  return value.keys as string[];
+}
+
+/** How many of the asked keys a /sync/fetch answer covered (at least one). */
+export function parseServed(value: unknown, asked: number): number {
+  const served = isObject(value) ? value.served : undefined;
+  if (typeof served !== 'number' || !Number.isInteger(served) || served < 1 || served > asked) {
+    throw bad('fetch answer: bad served count');
+  }
+  return served;
+}

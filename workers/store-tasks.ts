@@ -1,0 +1,173 @@
+/**
+ * Pool tasks over a node's SQLite file, opened read-only (WAL lets them read
+ * beside the writer): the O(N) work that must not run on the event loop.
+ * Each task opens its own connection, reads one consistent snapshot, and
+ * returns plain data; nothing is shared between tasks.
+ */
+import Database from 'better-sqlite3';
+import { addHash, BUCKETS, entryHash } from '../src/store/digest.ts';
+import { rowJson } from '../src/store/wire.ts';
+import { formatVersion } from '../src/version.ts';
+
+export type StoreTask =
+  | { readonly kind: 'scan-digest'; readonly dbPath: string }
+  | {
+      readonly kind: 'bucket-rows';
+      readonly dbPath: string;
+      readonly buckets: readonly number[];
+      readonly after: BucketCursor | null;
+      readonly withValues: boolean;
+      readonly rowsMax: number;
+      readonly bytesMax: number;
+    }
+  | {
+      readonly kind: 'change-range';
+      readonly dbPath: string;
+      readonly afterSeq: number;
+      /** Only changes from this source (the node's own writes) are included. */
+      readonly originNodeId: string;
+      readonly rowsMax: number;
+      readonly bytesMax: number;
+    };
+
+export interface BucketCursor {
+  readonly bucket: number;
+  readonly key: string;
+}
+
+/** Bucket sums and counts recomputed from the rows, and as persisted, in one snapshot. */
+export interface ScanDigestResult {
+  readonly computedSums: Float64Array;
+  readonly computedCounts: Float64Array;
+  readonly storedSums: Float64Array;
+  readonly storedCounts: Float64Array;
+  readonly rows: number;
+}
+
+/**
+ * Rows as wire JSON (`{"key","value"|"deleted","version"}` joined by commas),
+ * how many, their bytes, and where to continue (null when done).
+ */
+export interface RowsResult {
+  readonly json: string;
+  readonly count: number;
+  readonly bytes: number;
+  readonly nextBucket: BucketCursor | null;
+  readonly nextSeq: number | null;
+  readonly lastSeq: number;
+}
+
+export default function run(task: StoreTask): ScanDigestResult | RowsResult {
+  const db = new Database(task.dbPath, { readonly: true, fileMustExist: true });
+  try {
+    db.pragma('query_only = ON');
+    return db.transaction(() => {
+      if (task.kind === 'scan-digest') return scanDigest(db);
+      if (task.kind === 'bucket-rows') return bucketRows(db, task);
+      return changeRange(db, task);
+    })();
+  } finally {
+    db.close();
+  }
+}
+
+interface Row {
+  key: string;
+  value: string | null;
+  ts: number;
+  node: string;
+}
+
+function scanDigest(db: Database.Database): ScanDigestResult {
+  const computedSums = new Float64Array(BUCKETS);
+  const computedCounts = new Float64Array(BUCKETS);
+  let rows = 0;
+  const scan = db.prepare('SELECT key, value, ts, node, bucket FROM kv');
+  for (const row of scan.iterate() as Iterable<Row & { bucket: number }>) {
+    const hash = entryHash(
+      row.key,
+      formatVersion({ timestamp: row.ts, nodeId: row.node }),
+      row.value,
+    );
+    computedSums[row.bucket] = addHash(computedSums[row.bucket]!, hash);
+    computedCounts[row.bucket]! += 1;
+    rows += 1;
+  }
+  const storedSums = new Float64Array(BUCKETS);
+  const storedCounts = new Float64Array(BUCKETS);
+  const stored = db.prepare('SELECT id, sum, count FROM buckets').all() as {
+    id: number;
+    sum: number;
+    count: number;
+  }[];
+  for (const row of stored) {
+    storedSums[row.id] = row.sum;
+    storedCounts[row.id] = row.count;
+  }
+  return { computedSums, computedCounts, storedSums, storedCounts, rows };
+}
+
+function bucketRows(
+  db: Database.Database,
+  task: Extract<StoreTask, { kind: 'bucket-rows' }>,
+): RowsResult {
+  const select = db.prepare(
+    'SELECT key, value, ts, node FROM kv WHERE bucket = ? AND key > ? ORDER BY key LIMIT ?',
+  );
+  const parts: string[] = [];
+  let bytes = 0;
+  const startIndex = task.after ? task.buckets.indexOf(task.after.bucket) : 0;
+  for (let index = Math.max(0, startIndex); index < task.buckets.length; index += 1) {
+    const bucket = task.buckets[index]!;
+    let after = task.after && index === startIndex ? task.after.key : '';
+    for (;;) {
+      const room = task.rowsMax - parts.length;
+      const rows = select.all(bucket, after, Math.min(room, 1000)) as Row[];
+      for (const row of rows) {
+        const json = rowJson(row, task.withValues);
+        parts.push(json);
+        bytes += json.length + 1;
+        after = row.key;
+        if (parts.length >= task.rowsMax || bytes >= task.bytesMax) {
+          return rowsResult(parts, bytes, { bucket, key: after }, null, 0);
+        }
+      }
+      if (rows.length < Math.min(room, 1000)) break;
+    }
+  }
+  return rowsResult(parts, bytes, null, null, 0);
+}
+
+function changeRange(
+  db: Database.Database,
+  task: Extract<StoreTask, { kind: 'change-range' }>,
+): RowsResult {
+  const select = db.prepare(
+    'SELECT key, value, ts, node, seq, src FROM kv WHERE seq > ? ORDER BY seq LIMIT ?',
+  );
+  const parts: string[] = [];
+  let bytes = 0;
+  let lastSeq = task.afterSeq;
+  const rows = select.all(task.afterSeq, task.rowsMax) as (Row & { seq: number; src: string })[];
+  for (const row of rows) {
+    lastSeq = row.seq;
+    if (row.src === task.originNodeId) {
+      const json = rowJson(row, true);
+      parts.push(json);
+      bytes += json.length + 1;
+    }
+    if (bytes >= task.bytesMax) break;
+  }
+  const more = rows.length === task.rowsMax || lastSeq !== (rows.at(-1)?.seq ?? lastSeq);
+  return rowsResult(parts, bytes, null, more ? lastSeq : null, lastSeq);
+}
+
+function rowsResult(
+  parts: string[],
+  bytes: number,
+  nextBucket: BucketCursor | null,
+  nextSeq: number | null,
+  lastSeq: number,
+): RowsResult {
+  return { json: parts.join(','), count: parts.length, bytes, nextBucket, nextSeq, lastSeq };
+}
