@@ -28,7 +28,7 @@ export class HybridClock {
   }
 
   observe(timestamp: number): void {
-    if (timestamp > this.#last) this.#last = timestamp;
+    if (timestamp > this.#last) this.#last = Math.min(timestamp, TIMESTAMP_MAX);
   }
 
   /** The highest timestamp issued or observed so far. */
@@ -46,5 +46,16 @@ export function timestampToMs(timestamp: number): number {
   return Math.floor(timestamp / LOGICAL_PER_MS);
 }
 
-/** The largest timestamp we accept (year ~2248); guards the integer encoding. */
-export const TIMESTAMP_MAX = Number.MAX_SAFE_INTEGER;
+/**
+ * The largest timestamp accepted at all (year ~2248), with headroom so that
+ * `now()` after observing it stays a safe integer.
+ */
+export const TIMESTAMP_MAX = Number.MAX_SAFE_INTEGER - 2 ** 32;
+
+/** How far ahead of our wall clock a peer's version may be: a day. */
+export const FUTURE_MS_MAX = 86_400_000;
+
+/** The largest timestamp a peer may send now, given our wall clock. */
+export function timestampMaxAt(wallMs: number): number {
+  return Math.min(TIMESTAMP_MAX, Math.floor(wallMs + FUTURE_MS_MAX) * LOGICAL_PER_MS);
+}

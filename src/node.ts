@@ -62,7 +62,7 @@ export class PeerkvNode {
     });
     const routes = [
       ...kvRoutes(this.#kvService(), { valueBytesMax: config.valueBytesMax, wallMs: this.#wallMs }),
-      ...syncRoutes(this.#syncService(), config.valueBytesMax),
+      ...syncRoutes(this.#syncService(), config.valueBytesMax, this.#wallMs),
     ];
     this.#server = createHttpServer(routes, log.child({ component: 'http' }), {
       connectionsMax: config.connectionsMax,

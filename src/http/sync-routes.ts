@@ -3,6 +3,7 @@
  * seed's single `{"key","value"}`), the resync exchange under `/sync/`, and
  * `GET /cluster`, the node's view of itself and its peers.
  */
+import { timestampMaxAt } from '../clock.ts';
 import { limits, replicationLimits } from '../limits.ts';
 import type { BucketDigest } from '../store/digest.ts';
 import { BUCKETS_PER_GROUP } from '../store/digest.ts';
@@ -29,7 +30,11 @@ export interface SyncService {
   clusterStatus(): unknown;
 }
 
-export function syncRoutes(service: SyncService, valueBytesMax: number): Route[] {
+export function syncRoutes(
+  service: SyncService,
+  valueBytesMax: number,
+  wallMs: () => number,
+): Route[] {
   const batchBody: BodyLimits = {
     bytesMax: limits.replicateBodyBytesMax,
     idleTimeoutMs: limits.bodyIdleTimeoutMs,
@@ -43,7 +48,8 @@ export function syncRoutes(service: SyncService, valueBytesMax: number): Route[]
       method: 'POST',
       pattern: '/replicate',
       handler: async (req, res) => {
-        const payload = validateReplicate(await readJson(req, batchBody), valueBytesMax);
+        const body = await readJson(req, batchBody);
+        const payload = validateReplicate(body, valueBytesMax, timestampMaxAt(wallMs()));
         if (payload.kind === 'single') {
           const [result] = await service.submit([
             { kind: 'local', key: payload.key, valueJson: payload.valueJson },

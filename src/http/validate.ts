@@ -3,6 +3,8 @@
  * clean value or throws a PeerkvError saying what is wrong; nothing here
  * touches the store.
  */
+
+import { TIMESTAMP_MAX } from '../clock.ts';
 import { PeerkvError } from '../errors.ts';
 import { limits } from '../limits.ts';
 import type { Entry } from '../store/types.ts';
@@ -102,7 +104,11 @@ export type ReplicatePayload =
   | { readonly kind: 'batch'; readonly entries: Entry[]; readonly from: string | undefined }
   | { readonly kind: 'single'; readonly key: string; readonly valueJson: string };
 
-export function validateReplicate(body: unknown, valueBytesMax: number): ReplicatePayload {
+export function validateReplicate(
+  body: unknown,
+  valueBytesMax: number,
+  timestampMax: number = TIMESTAMP_MAX,
+): ReplicatePayload {
   const object = requireObject(body, 'replicate body');
   if (!('entries' in object)) {
     return {
@@ -124,7 +130,7 @@ export function validateReplicate(body: unknown, valueBytesMax: number): Replica
   }
   const parsed = entries.map((entry, index) => {
     try {
-      return validateEntry(entry, valueBytesMax);
+      return validateEntry(entry, valueBytesMax, timestampMax);
     } catch (error) {
       const reason = error instanceof PeerkvError ? error.message : 'invalid';
       throw new PeerkvError('BAD_BATCH', `entry ${index}: ${reason}`, { cause: error });
@@ -133,11 +139,14 @@ export function validateReplicate(body: unknown, valueBytesMax: number): Replica
   return { kind: 'batch', entries: parsed, from };
 }
 
-function validateEntry(raw: unknown, valueBytesMax: number): Entry {
+function validateEntry(raw: unknown, valueBytesMax: number, timestampMax: number): Entry {
   const entry = requireObject(raw, 'entry');
   const key = validateKey(entry.key);
   const version = parseVersion(entry.version);
   if (!version) throw new PeerkvError('BAD_BATCH', 'version is malformed');
+  if (version.timestamp > timestampMax) {
+    throw new PeerkvError('BAD_BATCH', "version is too far ahead of this node's clock");
+  }
   if (entry.deleted === true) {
     if (entry.value !== undefined) throw new PeerkvError('BAD_BATCH', 'a tombstone has no value');
     return { key, valueJson: null, version };

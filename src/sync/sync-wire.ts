@@ -2,6 +2,7 @@
  * Shapes of the resync messages, and strict parsers for them: a peer's
  * answer or request is untrusted input like any other.
  */
+import { timestampMaxAt } from '../clock.ts';
 import { PeerkvError } from '../errors.ts';
 import { validateReplicate } from '../http/validate.ts';
 import { BUCKETS, BUCKETS_PER_GROUP, GROUPS } from '../store/digest.ts';
@@ -124,7 +125,7 @@ export function parseRows(
   const rows = withValues
     ? value.rows
     : value.rows.map((row) => (isObject(row) ? { ...row, value: null } : row));
-  const payload = validateReplicate({ entries: rows }, valueBytesMax);
+  const payload = validateReplicate({ entries: rows }, valueBytesMax, timestampMaxAt(Date.now()));
   if (payload.kind !== 'batch') throw bad('rows answer is malformed');
   return { entries: payload.entries, next: parseCursor(value.next) };
 }

@@ -1,0 +1,256 @@
+// Checks WriteQueue's group commit, splitting of large jobs, back-pressure, failure isolation and shutdown, by driving it with a fake applier that records every transaction and can be told to throw.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import type { Mutation, MutationResult } from '../../src/store/types.ts';
+import { type MutationApplier, WriteQueue } from '../../src/store/write-queue.ts';
+import { rejectsPeerkv } from './assert-peerkv-error.ts';
+
+/** Records each transaction; each result names its mutation's key in `version.nodeId`. */
+class FakeApplier implements MutationApplier {
+  readonly transactions: string[][] = [];
+  /** Keys that make the transaction holding them throw. */
+  readonly poison = new Set<string>();
+
+  applyMutations(mutations: readonly Mutation[]): MutationResult[] {
+    const keys = mutations.map(keyOf);
+    const bad = keys.find((key) => this.poison.has(key));
+    if (bad !== undefined) throw new Error(`disk full while writing ${bad}`);
+    this.transactions.push(keys);
+    const transaction = this.transactions.length;
+    return keys.map((key) => ({
+      applied: true,
+      version: { timestamp: transaction, nodeId: key },
+      existed: false,
+    }));
+  }
+}
+
+function keyOf(mutation: Mutation): string {
+  return mutation.kind === 'local' ? mutation.key : mutation.entry.key;
+}
+
+function puts(...keys: string[]): Mutation[] {
+  return keys.map((key) => ({ kind: 'local', key, valueJson: '1' }));
+}
+
+function range(prefix: string, count: number): string[] {
+  return Array.from({ length: count }, (_, index) => `${prefix}${index}`);
+}
+
+const resultKeys = (results: MutationResult[]): string[] =>
+  results.map((result) => result.version.nodeId);
+
+function newQueue(applier: FakeApplier, commitMutationsMax = 100, queuedMutationsMax = 1_000) {
+  return new WriteQueue(applier, { commitMutationsMax, queuedMutationsMax });
+}
+
+describe('WriteQueue group commit', () => {
+  test('submissions in the same tick share one transaction and resolve in order with their own results', async () => {
+    const applier = new FakeApplier();
+    const queue = newQueue(applier);
+    const settled: number[] = [];
+    const jobs = Array.from({ length: 10 }, (_, index) => {
+      const keys = range(`job${index}-`, (index % 3) + 1);
+      const promise = queue.submit(puts(...keys)).then((results) => {
+        settled.push(index);
+        return results;
+      });
+      return { keys, promise };
+    });
+    assert.equal(applier.transactions.length, 0, 'nothing is committed synchronously');
+    assert.equal(queue.queued, 19, '1+2+3+1+2+3+1+2+3+1 mutations waiting');
+    for (const { keys, promise } of jobs) assert.deepEqual(resultKeys(await promise), keys);
+    assert.equal(applier.transactions.length, 1);
+    assert.deepEqual(
+      applier.transactions[0],
+      jobs.flatMap(({ keys }) => keys),
+    );
+    assert.deepEqual(settled, [...Array(10).keys()]);
+    assert.equal(queue.commits, 1);
+    assert.equal(queue.queued, 0);
+  });
+
+  test('submissions in later ticks get later transactions', async () => {
+    const applier = new FakeApplier();
+    const queue = newQueue(applier);
+    await queue.submit(puts('a'));
+    await queue.submit(puts('b'));
+    assert.deepEqual(applier.transactions, [['a'], ['b']]);
+  });
+
+  test('an empty submission resolves at once without a transaction', async () => {
+    const applier = new FakeApplier();
+    assert.deepEqual(await newQueue(applier).submit([]), []);
+    assert.equal(applier.transactions.length, 0);
+  });
+
+  test('onCommit sees every committed transaction', async () => {
+    const applier = new FakeApplier();
+    const seen: string[][] = [];
+    const queue = new WriteQueue(applier, {
+      commitMutationsMax: 2,
+      queuedMutationsMax: 100,
+      onCommit: (results) => seen.push(resultKeys([...results])),
+    });
+    await queue.submit(puts('a', 'b', 'c'));
+    assert.deepEqual(seen, [['a', 'b'], ['c']]);
+  });
+});
+
+describe('WriteQueue large jobs', () => {
+  test('a job bigger than commitMutationsMax is split over several transactions and resolves once, at the end', async () => {
+    const applier = new FakeApplier();
+    const queue = newQueue(applier, 3);
+    const keys = range('k', 10);
+    let transactionsWhenSettled = -1;
+    const results = await queue.submit(puts(...keys)).then((value) => {
+      transactionsWhenSettled = applier.transactions.length;
+      return value;
+    });
+    assert.deepEqual(
+      applier.transactions.map((transaction) => transaction.length),
+      [3, 3, 3, 1],
+    );
+    assert.equal(transactionsWhenSettled, 4);
+    assert.deepEqual(resultKeys(results), keys, 'all results, in order');
+    assert.deepEqual(
+      results.map((result) => result.version.timestamp),
+      [1, 1, 1, 2, 2, 2, 3, 3, 3, 4],
+    );
+  });
+
+  test('the event loop runs between the transactions of a split job', async () => {
+    const applier = new FakeApplier();
+    const queue = newQueue(applier, 2);
+    const done = queue.submit(puts(...range('k', 6)));
+    const progress: number[] = [];
+    for (let turn = 0; turn < 3; turn += 1) {
+      await nextTurn();
+      progress.push(applier.transactions.length);
+    }
+    await done;
+    assert.deepEqual(progress, [1, 2, 3], 'one transaction per turn');
+  });
+
+  test('a small job behind a split job shares the last transaction and resolves after it', async () => {
+    const applier = new FakeApplier();
+    const queue = newQueue(applier, 3);
+    const order: string[] = [];
+    const big = queue.submit(puts('a1', 'a2', 'b1', 'b2', 'b3')).then(() => order.push('big'));
+    const small = queue.submit(puts('c1')).then(() => order.push('small'));
+    await Promise.all([big, small]);
+    assert.deepEqual(applier.transactions, [
+      ['a1', 'a2', 'b1'],
+      ['b2', 'b3', 'c1'],
+    ]);
+    assert.deepEqual(order, ['big', 'small']);
+  });
+});
+
+describe('WriteQueue back-pressure', () => {
+  test('a full queue rejects with OVERLOADED, status 503 and Retry-After; room comes back after a commit', async () => {
+    const applier = new FakeApplier();
+    const queue = newQueue(applier, 100, 5);
+    const first = queue.submit(puts('a', 'b', 'c'));
+    const error = await rejectsPeerkv(queue.submit(puts('d', 'e', 'f')), 'OVERLOADED');
+    assert.equal(error.status, 503);
+    assert.equal(error.headers['Retry-After'], '1');
+    const fits = queue.submit(puts('d', 'e'));
+    assert.equal(queue.queued, 5, 'exactly full');
+    await rejectsPeerkv(queue.submit(puts('z')), 'OVERLOADED');
+    assert.deepEqual(resultKeys(await first), ['a', 'b', 'c']);
+    assert.deepEqual(resultKeys(await fits), ['d', 'e']);
+    assert.deepEqual(
+      applier.transactions,
+      [['a', 'b', 'c', 'd', 'e']],
+      'the refused jobs never ran',
+    );
+    assert.deepEqual(resultKeys(await queue.submit(puts('g', 'h', 'i', 'j', 'k'))), [
+      'g',
+      'h',
+      'i',
+      'j',
+      'k',
+    ]);
+  });
+
+  test('a single job larger than the queue is refused', async () => {
+    const queue = newQueue(new FakeApplier(), 100, 5);
+    await rejectsPeerkv(queue.submit(puts(...range('k', 6))), 'OVERLOADED');
+    assert.equal(queue.queued, 0);
+  });
+});
+
+describe('WriteQueue failures', () => {
+  test('an applier that throws rejects exactly the jobs of that transaction; later jobs still succeed', async () => {
+    const applier = new FakeApplier();
+    applier.poison.add('bad');
+    const queue = newQueue(applier, 2);
+    const outcomes = await Promise.allSettled([
+      queue.submit(puts('a')),
+      queue.submit(puts('bad')),
+      queue.submit(puts('c')),
+      queue.submit(puts('d')),
+    ]);
+    assert.deepEqual(
+      outcomes.map((outcome) => outcome.status),
+      ['rejected', 'rejected', 'fulfilled', 'fulfilled'],
+    );
+    const [first, second] = outcomes;
+    assert.ok(first?.status === 'rejected' && second?.status === 'rejected');
+    assert.match(String(first.reason), /disk full while writing bad/);
+    assert.equal(first.reason, second.reason, 'the same error for every job of the transaction');
+    assert.deepEqual(applier.transactions, [['c', 'd']]);
+    assert.equal(queue.queued, 0);
+    assert.deepEqual(resultKeys(await queue.submit(puts('e'))), ['e']);
+  });
+
+  test('a split job that fails in a later transaction is rejected and frees its queue space', async () => {
+    const applier = new FakeApplier();
+    applier.poison.add('k3');
+    const queue = newQueue(applier, 2, 10);
+    const big = queue.submit(puts(...range('k', 6)));
+    const after = queue.submit(puts('z'));
+    await assert.rejects(big, /disk full while writing k3/);
+    assert.deepEqual(resultKeys(await after), ['z']);
+    assert.equal(queue.queued, 0);
+    assert.deepEqual(resultKeys(await queue.submit(puts(...range('n', 10)))), range('n', 10));
+  });
+});
+
+describe('WriteQueue close', () => {
+  test('close() commits what is queued, then refuses new work with SHUTTING_DOWN', async () => {
+    const applier = new FakeApplier();
+    const queue = newQueue(applier, 2);
+    const pending = [queue.submit(puts('a', 'b', 'c')), queue.submit(puts('d'))];
+    await queue.close();
+    assert.deepEqual(applier.transactions, [
+      ['a', 'b'],
+      ['c', 'd'],
+    ]);
+    assert.deepEqual(resultKeys(await pending[0]!), ['a', 'b', 'c']);
+    assert.deepEqual(resultKeys(await pending[1]!), ['d']);
+    const error = await rejectsPeerkv(queue.submit(puts('late')), 'SHUTTING_DOWN');
+    assert.equal(error.status, 503);
+    await nextTurn();
+    assert.equal(applier.transactions.length, 2, 'no transaction after close');
+  });
+
+  test('close() on an idle queue resolves and still refuses new work', async () => {
+    const queue = newQueue(new FakeApplier());
+    await queue.close();
+    await rejectsPeerkv(queue.submit(puts('a')), 'SHUTTING_DOWN');
+  });
+
+  test('close() settles the jobs of a failing transaction too and does not loop', async () => {
+    const applier = new FakeApplier();
+    applier.poison.add('bad');
+    const queue = newQueue(applier, 1);
+    const failing = queue.submit(puts('bad'));
+    const fine = queue.submit(puts('ok'));
+    await queue.close();
+    await assert.rejects(failing, /disk full/);
+    assert.deepEqual(resultKeys(await fine), ['ok']);
+  });
+});
