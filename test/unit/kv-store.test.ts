@@ -4,7 +4,6 @@ import { after, describe, test } from 'node:test';
 import { TIMESTAMP_MAX, timestampMaxAt } from '../../src/clock.ts';
 import { PeerkvError } from '../../src/errors.ts';
 import { validateReplicate } from '../../src/http/validate.ts';
-import type { MutationResult } from '../../src/store/types.ts';
 import { compareVersions, formatVersion, parseVersion } from '../../src/version.ts';
 import { applyRemote, dumpContent, openStore, putLocal, TempDirs } from './store-fixture.ts';
 
