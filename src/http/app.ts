@@ -26,7 +26,10 @@ export function createHttpServer(routes: Route[], log: Logger, options: ServerOp
   for (const route of routes) {
     app.add(route.method as never, route.pattern, guarded(route, log));
   }
-  const server = createServer((req, res) => app.handler(req as never, res as never));
+  // Timeouts are checked every second (Node's default is every 30 s).
+  const server = createServer({ connectionsCheckingInterval: 1_000 }, (req, res) =>
+    app.handler(req as never, res as never),
+  );
   server.headersTimeout = limits.headersTimeoutMs;
   server.requestTimeout = limits.requestTimeoutMs;
   server.keepAliveTimeout = limits.keepAliveTimeoutMs;
