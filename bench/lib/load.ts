@@ -1,0 +1,199 @@
+/**
+ * One load run with autocannon, in this process, against a server in another
+ * process. Returns a compact, JSON-friendly result; shows a throttled progress
+ * line on stderr instead of autocannon's tables.
+ */
+import { createHistogram, type RecordableHistogram } from 'node:perf_hooks';
+import autocannon from 'autocannon';
+import { BenchError } from './bench-error.ts';
+import { benchLimits } from './limits.ts';
+import { createProgressLine } from './progress.ts';
+
+/** Latencies above this (µs) are recorded as this: past the request timeout anyway. */
+const latencyUsHighest = 120_000_000;
+
+export type HttpMethod = NonNullable<autocannon.Request['method']>;
+export type LoadRequest = autocannon.Request;
+
+export interface LoadOptions {
+  /** Shown in the progress line, kept in the result, e.g. 'ceiling GET /ping c=50'. */
+  label: string;
+  url: string;
+  connections: number;
+  durationSec: number;
+  method?: HttpMethod;
+  body?: string;
+  headers?: Record<string, string>;
+  /** One request sequence shared by every connection (see request-generators.ts). */
+  requests?: LoadRequest[];
+  /**
+   * Or one sequence per connection, built once per connection with its index
+   * (0-based): use it for keys like `k-<connection>-<counter>`. Wins over `requests`.
+   */
+  requestsForConnection?: (connectionIndex: number) => LoadRequest[];
+  /** Seconds of the same load, run first and thrown away (JIT, caches); default 0. */
+  warmupSec?: number;
+  /** Per-request timeout; default benchLimits.requestTimeoutSec. */
+  timeoutSec?: number;
+  /** Where the progress line goes; null for none. Default process.stderr. */
+  progressStream?: NodeJS.WriteStream | null;
+}
+
+export interface LoadResult {
+  label: string;
+  url: string;
+  method: HttpMethod;
+  connections: number;
+  durationSec: number;
+  /** Mean of the per-second samples, as autocannon reports it. */
+  requestsPerSecMean: number;
+  /** Spread of those samples: large means a noisy machine or a stalling server. */
+  requestsPerSecStddev: number;
+  /** Latencies of 2xx responses, measured to the microsecond. */
+  latencyMsP50: number;
+  latencyMsP90: number;
+  latencyMsP99: number;
+  latencyMsMax: number;
+  latencyMsMean: number;
+  requestsTotal: number;
+  non2xxCount: number;
+  /** Connection errors, timeouts included. */
+  errorCount: number;
+  timeoutCount: number;
+}
+
+function validateLoadOptions(options: LoadOptions): void {
+  const { connections, durationSec } = options;
+  if (
+    !Number.isInteger(connections) ||
+    connections < 1 ||
+    connections > benchLimits.connectionsMax
+  ) {
+    throw new BenchError('BAD_OPTION', `connections must be 1..${benchLimits.connectionsMax}`);
+  }
+  if (!(durationSec > 0 && durationSec <= benchLimits.durationSecMax)) {
+    throw new BenchError('BAD_OPTION', `durationSec must be in (0, ${benchLimits.durationSecMax}]`);
+  }
+  const warmupSec = options.warmupSec ?? 0;
+  if (!(warmupSec >= 0 && warmupSec <= benchLimits.durationSecMax)) {
+    throw new BenchError('BAD_OPTION', `warmupSec must be in [0, ${benchLimits.durationSecMax}]`);
+  }
+  if (!/^https?:\/\//.test(options.url)) {
+    throw new BenchError('BAD_OPTION', `url must be http(s)://..., got ${options.url}`);
+  }
+}
+
+function toAutocannonOptions(options: LoadOptions, durationSec: number): autocannon.Options {
+  const perConnection = options.requestsForConnection;
+  let connectionIndex = 0;
+  return {
+    url: options.url,
+    connections: options.connections,
+    duration: durationSec,
+    method: options.method ?? 'GET',
+    body: options.body,
+    headers: options.headers,
+    requests: options.requests,
+    timeout: options.timeoutSec ?? benchLimits.requestTimeoutSec,
+    // setupClient runs once per connection, in order: that is how a sequence
+    // learns its connection's index (setupRequest's context is reset each loop).
+    setupClient: perConnection
+      ? (client) => client.setRequests(perConnection(connectionIndex++))
+      : undefined,
+  };
+}
+
+/** 2xx latencies in microseconds, recorded from autocannon's per-response hrtime durations. */
+function createLatencyHistogram(): RecordableHistogram {
+  return createHistogram({ lowest: 1, highest: latencyUsHighest, figures: 3 });
+}
+
+function recordLatency(histogram: RecordableHistogram, responseTimeMs: number): void {
+  const us = Math.round(responseTimeMs * 1000);
+  histogram.record(Math.min(latencyUsHighest, Math.max(1, us)));
+}
+
+function latencyMs(histogram: RecordableHistogram, percentile: number | 'max' | 'mean'): number {
+  if (histogram.count === 0) return 0;
+  const us =
+    percentile === 'max'
+      ? histogram.max
+      : percentile === 'mean'
+        ? histogram.mean
+        : histogram.percentile(percentile);
+  return Math.round(us) / 1000;
+}
+
+function compactResult(
+  options: LoadOptions,
+  result: autocannon.Result,
+  latencies: RecordableHistogram,
+): LoadResult {
+  return {
+    label: options.label,
+    url: options.url,
+    method: options.method ?? 'GET',
+    connections: options.connections,
+    durationSec: result.duration,
+    requestsPerSecMean: result.requests.mean,
+    requestsPerSecStddev: result.requests.stddev,
+    latencyMsP50: latencyMs(latencies, 50),
+    latencyMsP90: latencyMs(latencies, 90),
+    latencyMsP99: latencyMs(latencies, 99),
+    latencyMsMax: latencyMs(latencies, 'max'),
+    latencyMsMean: latencyMs(latencies, 'mean'),
+    requestsTotal: result.requests.total,
+    non2xxCount: result.non2xx,
+    errorCount: result.errors,
+    timeoutCount: result.timeouts,
+  };
+}
+
+export function summarizeLoad(result: LoadResult): string {
+  const rps = Math.round(result.requestsPerSecMean).toLocaleString('en-US');
+  const bad = result.non2xxCount + result.errorCount;
+  return `${rps} req/s, p50 ${result.latencyMsP50} ms, p99 ${result.latencyMsP99} ms, ${bad} bad`;
+}
+
+/**
+ * One autocannon run. The callback form, wrapped in a promise: the promise
+ * form does return the event emitter too, but @types/autocannon types it as a
+ * bare Promise, and the 'response' events are what give sub-millisecond
+ * latencies (autocannon's own histogram keeps whole milliseconds).
+ */
+async function runAutocannon(
+  options: LoadOptions,
+  label: string,
+  durationSec: number,
+): Promise<LoadResult> {
+  const stream = options.progressStream === undefined ? process.stderr : options.progressStream;
+  const progress = createProgressLine(label, durationSec, stream);
+  const ticker = setInterval(() => progress.update(), 250);
+  const latencies = createLatencyHistogram();
+  try {
+    const result = await new Promise<autocannon.Result>((resolve, reject) => {
+      const instance = autocannon(
+        toAutocannonOptions(options, durationSec),
+        (err: unknown, finished: autocannon.Result) => (err ? reject(err) : resolve(finished)),
+      );
+      instance.on('response', (_client, statusCode, _bytes, responseTimeMs) => {
+        if (statusCode >= 200 && statusCode < 300) recordLatency(latencies, responseTimeMs);
+      });
+    });
+    const compact = compactResult({ ...options, label }, result, latencies);
+    progress.finish(summarizeLoad(compact));
+    return compact;
+  } catch (err) {
+    throw new BenchError('LOAD_FAILED', `${label}: autocannon failed`, { cause: err });
+  } finally {
+    clearInterval(ticker);
+  }
+}
+
+/** Warms up (if asked), then runs autocannon for `durationSec`; resolves with the compact result. */
+export async function runLoad(options: LoadOptions): Promise<LoadResult> {
+  validateLoadOptions(options);
+  const warmupSec = options.warmupSec ?? 0;
+  if (warmupSec > 0) await runAutocannon(options, `${options.label} (warm-up)`, warmupSec);
+  return runAutocannon(options, options.label, options.durationSec);
+}
