@@ -22,6 +22,7 @@ const NODE_FLAGS = [
   'max-value-bytes',
   'max-connections',
   'max-clock-skew-ms',
+  'request-timeout',
 ] as const;
 
 export const NODE_USAGE = `Usage: peerkv node --port <port> [options]
@@ -37,6 +38,7 @@ export const NODE_USAGE = `Usage: peerkv node --port <port> [options]
   --max-value-bytes <n>    largest value, as JSON text (default 1048576)
   --max-connections <n>    concurrent client connections (default 1024)
   --max-clock-skew-ms <n>  warn when a peer's clock is further off (default 1000)
+  --request-timeout <s>    time to receive a whole request, body included (default 30)
   --log-level <level>      fatal|error|warn|info|debug|trace|silent (default info)
   --help                   show this help
 `;
@@ -70,6 +72,11 @@ export function parseNodeArgs(
       'max-connections',
       limits.connectionsMaxDefault,
       1_000_000,
+    ),
+    requestTimeoutMs: parseSeconds(
+      args['request-timeout'],
+      'request-timeout',
+      limits.requestTimeoutMs / 1000,
     ),
     clockSkewMsMax: parseInteger(args['max-clock-skew-ms'], 'max-clock-skew-ms', 1000, 86_400_000),
     clockOffsetMs: parseClockOffset(env.PEERKV_CLOCK_OFFSET_MS),

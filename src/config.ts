@@ -14,6 +14,8 @@ export interface NodeConfig {
   readonly sync: SyncLevel;
   readonly valueBytesMax: number;
   readonly connectionsMax: number;
+  /** Time allowed to receive a whole request, headers and body. */
+  readonly requestTimeoutMs: number;
   readonly clockSkewMsMax: number;
   /** Test-only: added to the wall clock (env PEERKV_CLOCK_OFFSET_MS). */
   readonly clockOffsetMs: number;

@@ -26,11 +26,9 @@ export const limits = {
   listLimitDefault: 100,
   listLimitMax: 1_000,
   listBytesMax: 16 * MiB,
-  /** HTTP server: time to receive request headers, and the whole request. */
+  /** HTTP server: time to receive request headers, and the whole request (body included). */
   headersTimeoutMs: 10_000,
-  requestTimeoutMs: 120_000,
-  /** Longest pause between two chunks of a request body. */
-  bodyIdleTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
   keepAliveTimeoutMs: 5_000,
   /** Default for --max-connections. */
   connectionsMaxDefault: 1_024,

@@ -66,6 +66,7 @@ export class PeerkvNode {
     ];
     this.#server = createHttpServer(routes, log.child({ component: 'http' }), {
       connectionsMax: config.connectionsMax,
+      requestTimeoutMs: config.requestTimeoutMs,
     });
   }
 

@@ -14,6 +14,7 @@ import { sendError } from './respond.ts';
 
 export interface ServerOptions {
   readonly connectionsMax: number;
+  readonly requestTimeoutMs: number;
 }
 
 type Request = Parameters<Route['handler']>[0];
@@ -30,8 +31,8 @@ export function createHttpServer(routes: Route[], log: Logger, options: ServerOp
   const server = createServer({ connectionsCheckingInterval: 1_000 }, (req, res) =>
     app.handler(req as never, res as never),
   );
-  server.headersTimeout = limits.headersTimeoutMs;
-  server.requestTimeout = limits.requestTimeoutMs;
+  server.requestTimeout = options.requestTimeoutMs;
+  server.headersTimeout = Math.min(limits.headersTimeoutMs, options.requestTimeoutMs);
   server.keepAliveTimeout = limits.keepAliveTimeoutMs;
   server.maxConnections = options.connectionsMax;
   server.on('clientError', (error: NodeJS.ErrnoException, socket) => {

@@ -48,7 +48,6 @@ export interface Route {
 export function kvRoutes(service: KvService, options: KvRouteOptions): Route[] {
   const body: BodyLimits = {
     bytesMax: options.valueBytesMax + limits.bodyOverheadBytes,
-    idleTimeoutMs: limits.bodyIdleTimeoutMs,
   };
   const liveEntry = (key: string): Entry => {
     const entry = service.get(key);
@@ -63,9 +62,10 @@ export function kvRoutes(service: KvService, options: KvRouteOptions): Route[] {
       method: 'GET',
       pattern: '/ping',
       handler: (_req, res) => {
-        res.setHeader('X-Peerkv-Node-Id', service.nodeId);
-        res.setHeader('X-Peerkv-Time-Ms', String(Math.floor(options.wallMs())));
-        sendJsonText(res, 200, '{"message":"pong"}');
+        sendJsonText(res, 200, '{"message":"pong"}', {
+          'X-Peerkv-Node-Id': service.nodeId,
+          'X-Peerkv-Time-Ms': String(Math.floor(options.wallMs())),
+        });
       },
     },
     {

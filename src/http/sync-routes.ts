@@ -37,11 +37,9 @@ export function syncRoutes(
 ): Route[] {
   const batchBody: BodyLimits = {
     bytesMax: limits.replicateBodyBytesMax,
-    idleTimeoutMs: limits.bodyIdleTimeoutMs,
   };
   const smallBody: BodyLimits = {
     bytesMax: limits.syncBodyBytesMax,
-    idleTimeoutMs: limits.bodyIdleTimeoutMs,
   };
   return [
     {
