@@ -90,7 +90,7 @@ export function parseFlags<Name extends string>(
   names: readonly Name[],
 ): Flags<Name> {
   const unknown: string[] = [];
-  const parsed = minimist([...argv], {
+  const parsed = minimist(joinNegativeValues(argv, names), {
     string: [...names],
     boolean: ['help'],
     alias: { h: 'help' },
@@ -115,6 +115,21 @@ export function parseFlags<Name extends string>(
     flags[name] = String(value);
   }
   return { ...flags, help: parsed.help === true };
+}
+
+/** `--timeout -1` -> `--timeout=-1`, so minimist does not read `-1` as a flag. */
+function joinNegativeValues(argv: readonly string[], names: readonly string[]): string[] {
+  const joined: string[] = [];
+  for (let index = 0; index < argv.length; index += 1) {
+    const arg = argv[index]!;
+    const next = argv[index + 1];
+    const isFlag = arg.startsWith('--') && names.includes(arg.slice(2));
+    if (isFlag && next !== undefined && /^-\d/.test(next)) {
+      joined.push(`${arg}=${next}`);
+      index += 1;
+    } else joined.push(arg);
+  }
+  return joined;
 }
 
 export function parsePort(text: string | undefined): number {

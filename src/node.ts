@@ -35,6 +35,7 @@ export class PeerkvNode {
   readonly #config: NodeConfig;
   readonly #wallMs: () => number;
   readonly #startedMs = Date.now();
+  #stopping = false;
 
   private constructor(config: NodeConfig, log: Logger) {
     this.#config = config;
@@ -99,6 +100,7 @@ export class PeerkvNode {
 
   /** Stops accepting, lets in-flight requests finish, commits, closes. */
   async stop(): Promise<void> {
+    this.#stopping = true;
     this.#log.info('node stopping');
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     this.#server.closeIdleConnections();
@@ -173,7 +175,11 @@ export class PeerkvNode {
         if (repaired > 0) this.#log.warn({ buckets: repaired }, 'digest scrub repaired buckets');
         else this.#log.debug('digest scrub found the digest exact');
       },
-      (error: unknown) => this.#log.error({ err: error }, 'digest scrub failed'),
+      (error: unknown) => {
+        // A stop closes the pool under a running scrub; the next start scrubs again.
+        if (this.#stopping) this.#log.debug({ err: error }, 'digest scrub cut short by shutdown');
+        else this.#log.error({ err: error }, 'digest scrub failed');
+      },
     );
   }
 
@@ -211,7 +217,8 @@ export class PeerkvNode {
         return { json: rows.json, next: rows.nextBucket };
       },
       backlogFor: (nodeId) =>
-        this.peers.find((peer) => peer.nodeId === nodeId)?.sender.pending ?? 0,
+        this.peers.find((peer) => (peer.nodeId ?? peer.sender.peerNodeId) === nodeId)?.sender
+          .pending ?? 0,
       noteIncomingResync: (nodeId) => this.supervisor.noteIncomingResync(nodeId),
       clusterStatus: () => this.#clusterStatus(),
     };

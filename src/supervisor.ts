@@ -229,6 +229,8 @@ export class Supervisor {
             error: message,
           };
           this.#want(peer, trigger);
+          // Retry after a ping period, not at once: the peer may be failing for a while.
+          peer.resyncNotBeforeMs = performance.now() + this.#deps.pingIntervalMs;
           this.#deps.log.warn(
             { peer: peer.url, trigger, err: message },
             'resync failed; will retry',

@@ -26,6 +26,8 @@ export function createHttpServer(routes: Route[], log: Logger, options: ServerOp
   });
   for (const route of routes) {
     app.add(route.method as never, route.pattern, guarded(route, log));
+    // HEAD answers like GET; node:http leaves the body out.
+    if (route.method === 'GET') app.add('HEAD' as never, route.pattern, guarded(route, log));
   }
   // Timeouts are checked every second (Node's default is every 30 s).
   const server = createServer({ connectionsCheckingInterval: 1_000 }, (req, res) =>

@@ -71,6 +71,7 @@ export class PeerSender {
   #peerNodeId: string | null;
   #cursor: number;
   #persistedCursor: number;
+  #persistedNodeId: string | null;
   #readSeq: number;
   #inFlight: InFlight[] = [];
   #epoch = 0;
@@ -94,6 +95,7 @@ export class PeerSender {
     this.#peerNodeId = saved.nodeId;
     this.#cursor = saved.cursor;
     this.#persistedCursor = saved.cursor;
+    this.#persistedNodeId = saved.nodeId;
     this.#readSeq = saved.cursor;
   }
 
@@ -284,8 +286,10 @@ export class PeerSender {
   }
 
   #persist(): void {
-    if (this.#cursor === this.#persistedCursor && this.#peerNodeId !== null) return;
+    if (this.#cursor === this.#persistedCursor && this.#peerNodeId === this.#persistedNodeId)
+      return;
     this.#deps.store.setPeerCursor(this.#deps.client.url, this.#peerNodeId, this.#cursor);
     this.#persistedCursor = this.#cursor;
+    this.#persistedNodeId = this.#peerNodeId;
   }
 }
