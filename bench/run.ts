@@ -53,6 +53,7 @@ function settingsFor(quick: boolean): RunSettings {
     quick,
     durationSec: quick ? 3 : 30,
     warmupSec: quick ? 1 : 5,
+    sweepDurationSec: quick ? 1 : 30,
     connectionsSweep: [1, 10, 50, 200],
     connectionsDefault: 50,
   };

@@ -32,23 +32,20 @@ function assertValidCeiling(load: LoadResult): void {
   }
 }
 
+/** The other points of the connection sweep (the default count is measured already). */
 async function measureSweep(
   ctx: BaseContext,
-  baseUrl: string,
-  ping: LoadResult,
+  atDefault: LoadResult,
+  measure: (connections: number) => Promise<LoadResult>,
 ): Promise<Map<number, LoadResult>> {
-  const pingByConnections = new Map<number, LoadResult>([[ping.connections, ping]]);
+  const byConnections = new Map<number, LoadResult>([[atDefault.connections, atDefault]]);
   for (const connections of ctx.settings.connectionsSweep) {
-    if (pingByConnections.has(connections)) continue;
-    const load = await ctx.load({
-      label: `ceiling GET /ping c=${connections}`,
-      url: `${baseUrl}/ping`,
-      connections,
-    });
+    if (byConnections.has(connections)) continue;
+    const load = await measure(connections);
     assertValidCeiling(load);
-    pingByConnections.set(connections, load);
+    byConnections.set(connections, load);
   }
-  return new Map([...pingByConnections].sort(([a], [b]) => a - b));
+  return new Map([...byConnections].sort(([a], [b]) => a - b));
 }
 
 function ceilingRows(ceilings: Ceilings, rssBytes: number): CaseResult[] {
@@ -62,13 +59,12 @@ function ceilingRows(ceilings: Ceilings, rssBytes: number): CaseResult[] {
       ...(connections === echo.connections ? all : all.filter((r) => r.metric !== 'latency p50')),
     );
   }
-  rows.push(
-    ...rowsFromLoad({
-      group,
-      name: `POST /echo, ${connectionsText(echo.connections)}`,
-      load: echo,
-    }),
-  );
+  for (const [connections, load] of ceilings.echoByConnections) {
+    const all = rowsFromLoad({ group, name: `POST /echo, ${connectionsText(connections)}`, load });
+    rows.push(
+      ...(connections === echo.connections ? all : all.filter((r) => r.metric !== 'latency p50')),
+    );
+  }
   rows.push({
     group,
     name: 'server after all runs',
@@ -81,8 +77,9 @@ function ceilingRows(ceilings: Ceilings, rssBytes: number): CaseResult[] {
 
 async function writeCeilingCharts(ctx: BaseContext, ceilings: Ceilings): Promise<void> {
   const sweep = [...ceilings.pingByConnections.values()];
+  const echoSweep = [...ceilings.echoByConnections.values()];
   const throughput = renderLineChart({
-    title: 'Bare polka GET /ping: throughput vs connections',
+    title: 'Bare polka: throughput vs connections',
     xLabel: 'connections (log scale)',
     yLabel: 'requests/s',
     xScale: 'log',
@@ -90,6 +87,10 @@ async function writeCeilingCharts(ctx: BaseContext, ceilings: Ceilings): Promise
       {
         name: 'GET /ping',
         points: sweep.map((l) => ({ x: l.connections, y: l.requestsPerSecMean })),
+      },
+      {
+        name: 'POST /echo',
+        points: echoSweep.map((l) => ({ x: l.connections, y: l.requestsPerSecMean })),
       },
     ],
   });
@@ -100,13 +101,23 @@ async function writeCeilingCharts(ctx: BaseContext, ceilings: Ceilings): Promise
     throughput,
   );
   const latency = renderLineChart({
-    title: 'Bare polka GET /ping: latency vs connections',
+    title: 'Bare polka: latency vs connections',
     xLabel: 'connections (log scale)',
     yLabel: 'latency (ms)',
     xScale: 'log',
     series: [
-      { name: 'p50', points: sweep.map((l) => ({ x: l.connections, y: l.latencyMsP50 })) },
-      { name: 'p99', points: sweep.map((l) => ({ x: l.connections, y: l.latencyMsP99 })) },
+      {
+        name: 'GET /ping p50',
+        points: sweep.map((l) => ({ x: l.connections, y: l.latencyMsP50 })),
+      },
+      {
+        name: 'GET /ping p99',
+        points: sweep.map((l) => ({ x: l.connections, y: l.latencyMsP99 })),
+      },
+      {
+        name: 'POST /echo p99',
+        points: echoSweep.map((l) => ({ x: l.connections, y: l.latencyMsP99 })),
+      },
     ],
   });
   await ctx.report.addChart(
@@ -140,16 +151,28 @@ async function measureOnServer(ctx: BaseContext, baseUrl: string): Promise<Ceili
   });
   assertValidCeiling(ping);
   // The same distinct-key bodies a peerkv write case sends, so the client does the same work.
-  const echo = await ctx.load({
-    label: `ceiling POST /echo c=${connections}`,
-    url: `${baseUrl}/echo`,
-    connections,
-    warmupSec: ctx.settings.warmupSec,
-    requestsForConnection: distinctKeyWrites({ path: '/echo' }),
-  });
+  const echoAt = (c: number, durationSec?: number, warmupSec?: number) =>
+    ctx.load({
+      label: `ceiling POST /echo c=${c}`,
+      url: `${baseUrl}/echo`,
+      connections: c,
+      durationSec,
+      warmupSec,
+      requestsForConnection: distinctKeyWrites({ path: '/echo' }),
+    });
+  const echo = await echoAt(connections, undefined, ctx.settings.warmupSec);
   assertValidCeiling(echo);
-  const pingByConnections = await measureSweep(ctx, baseUrl, ping);
-  return { pingByConnections, echo };
+  const sweepSec = ctx.settings.sweepDurationSec;
+  const pingByConnections = await measureSweep(ctx, ping, (c) =>
+    ctx.load({
+      label: `ceiling GET /ping c=${c}`,
+      url: `${baseUrl}/ping`,
+      connections: c,
+      durationSec: sweepSec,
+    }),
+  );
+  const echoByConnections = await measureSweep(ctx, echo, (c) => echoAt(c, sweepSec));
+  return { pingByConnections, echo, echoByConnections };
 }
 
 /** Starts the ceiling server, measures, stops it; returns the ceilings and their report rows. */

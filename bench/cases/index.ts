@@ -4,5 +4,14 @@
  * (`{ name, run: (ctx) => Promise<CaseResult[]> }`) and list it here.
  */
 import type { BenchCase } from '../lib/bench-context.ts';
+import { clusterCase } from './cluster.ts';
+import { concurrencyCase } from './concurrency.ts';
+import { scalingCase } from './scaling.ts';
+import { singleNodeCase } from './single-node.ts';
 
-export const benchCases: readonly BenchCase[] = [];
+export const benchCases: readonly BenchCase[] = [
+  singleNodeCase,
+  concurrencyCase,
+  clusterCase,
+  scalingCase,
+];

@@ -13,6 +13,11 @@ export interface RunSettings {
   durationSec: number;
   /** Seconds of throw-away load before a case's first measurement. */
   warmupSec: number;
+  /**
+   * Seconds of secondary measurements: sweep points away from the default
+   * connection count, background loads (quick 1, full = durationSec).
+   */
+  sweepDurationSec: number;
   /** Connection counts of concurrency sweeps. */
   connectionsSweep: readonly number[];
   /** Connections of single-point measurements. */
@@ -24,6 +29,8 @@ export interface Ceilings {
   pingByConnections: ReadonlyMap<number, LoadResult>;
   /** Bare polka POST /echo (small JSON body) at settings.connectionsDefault. */
   echo: LoadResult;
+  /** Bare polka POST /echo, one run per count in settings.connectionsSweep. */
+  echoByConnections: ReadonlyMap<number, LoadResult>;
 }
 
 /** Load options with the run's duration filled in unless given. */

@@ -62,3 +62,60 @@ export function rowsFromLoad(options: LoadRowsOptions): CaseResult[] {
     failed,
   ];
 }
+
+/**
+ * Like rowsFromLoad, with every latency percentile the report shows:
+ * throughput, p50, p90, p99, max, failed requests.
+ */
+export function percentileRowsFromLoad(options: LoadRowsOptions): CaseResult[] {
+  const rows = rowsFromLoad(options);
+  const { load, ceiling } = options;
+  const extra = (metric: string, value: number, ceilingValue: number | undefined): CaseResult => ({
+    group: options.group,
+    name: options.name,
+    metric,
+    value,
+    unit: 'ms',
+    ceiling: ceilingValue,
+    load,
+  });
+  const [throughput, p50, p99, failed] = rows;
+  return [
+    throughput!,
+    p50!,
+    extra('latency p90', load.latencyMsP90, ceiling?.latencyMsP90),
+    p99!,
+    extra('latency max', load.latencyMsMax, ceiling?.latencyMsMax),
+    failed!,
+  ];
+}
+
+/**
+ * A ceiling for a mix of requests: throughput is the harmonic blend (the
+ * time one request of the mix takes on average), latencies the weighted
+ * mean of the parts' percentiles (an approximation: a mixture's percentile
+ * is not the mean of the parts' percentiles, but it is the right scale).
+ */
+export function blendLoads(
+  label: string,
+  parts: readonly { load: LoadResult; share: number }[],
+): LoadResult {
+  const first = parts[0]!.load;
+  const weighted = (pick: (l: LoadResult) => number): number =>
+    parts.reduce((sum, p) => sum + p.share * pick(p.load), 0);
+  return {
+    ...first,
+    label,
+    requestsPerSecMean: 1 / parts.reduce((sum, p) => sum + p.share / p.load.requestsPerSecMean, 0),
+    requestsPerSecStddev: 0,
+    latencyMsP50: weighted((l) => l.latencyMsP50),
+    latencyMsP90: weighted((l) => l.latencyMsP90),
+    latencyMsP99: weighted((l) => l.latencyMsP99),
+    latencyMsMax: Math.max(...parts.map((p) => p.load.latencyMsMax)),
+    latencyMsMean: weighted((l) => l.latencyMsMean),
+    requestsTotal: parts.reduce((sum, p) => sum + p.load.requestsTotal, 0),
+    non2xxCount: parts.reduce((sum, p) => sum + p.load.non2xxCount, 0),
+    errorCount: parts.reduce((sum, p) => sum + p.load.errorCount, 0),
+    timeoutCount: parts.reduce((sum, p) => sum + p.load.timeoutCount, 0),
+  };
+}

@@ -37,6 +37,10 @@ export interface LoadOptions {
   timeoutSec?: number;
   /** Where the progress line goes; null for none. Default process.stderr. */
   progressStream?: NodeJS.WriteStream | null;
+  /** Requests per second across all connections (a fixed-rate load); default: as fast as possible. */
+  overallRate?: number;
+  /** Ends the measured run early when aborted (e.g. once a background task is done). */
+  stopSignal?: AbortSignal;
 }
 
 export interface LoadResult {
@@ -78,6 +82,9 @@ function validateLoadOptions(options: LoadOptions): void {
   if (!(warmupSec >= 0 && warmupSec <= benchLimits.durationSecMax)) {
     throw new BenchError('BAD_OPTION', `warmupSec must be in [0, ${benchLimits.durationSecMax}]`);
   }
+  if (options.overallRate !== undefined && !(options.overallRate > 0)) {
+    throw new BenchError('BAD_OPTION', 'overallRate must be > 0');
+  }
   if (!/^https?:\/\//.test(options.url)) {
     throw new BenchError('BAD_OPTION', `url must be http(s)://..., got ${options.url}`);
   }
@@ -95,6 +102,7 @@ function toAutocannonOptions(options: LoadOptions, durationSec: number): autocan
     headers: options.headers,
     requests: options.requests,
     timeout: options.timeoutSec ?? benchLimits.requestTimeoutSec,
+    overallRate: options.overallRate,
     // setupClient runs once per connection, in order: that is how a sequence
     // learns its connection's index (setupRequest's context is reset each loop).
     setupClient: perConnection
@@ -165,6 +173,7 @@ async function runAutocannon(
   options: LoadOptions,
   label: string,
   durationSec: number,
+  stopSignal?: AbortSignal,
 ): Promise<LoadResult> {
   const stream = options.progressStream === undefined ? process.stderr : options.progressStream;
   const progress = createProgressLine(label, durationSec, stream);
@@ -179,6 +188,10 @@ async function runAutocannon(
       instance.on('response', (_client, statusCode, _bytes, responseTimeMs) => {
         if (statusCode >= 200 && statusCode < 300) recordLatency(latencies, responseTimeMs);
       });
+      if (stopSignal) {
+        if (stopSignal.aborted) instance.stop();
+        else stopSignal.addEventListener('abort', () => instance.stop(), { once: true });
+      }
     });
     const compact = compactResult({ ...options, label }, result, latencies);
     progress.finish(summarizeLoad(compact));
@@ -195,5 +208,5 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   validateLoadOptions(options);
   const warmupSec = options.warmupSec ?? 0;
   if (warmupSec > 0) await runAutocannon(options, `${options.label} (warm-up)`, warmupSec);
-  return runAutocannon(options, options.label, options.durationSec);
+  return runAutocannon(options, options.label, options.durationSec, options.stopSignal);
 }

@@ -24,6 +24,8 @@ export interface StartServerOptions {
   /** Polled until it answers 2xx. */
   readyUrl: string;
   readyDeadlineMs?: number;
+  /** Pause between readiness probes; default benchLimits.readyProbeIntervalMs. */
+  readyProbeIntervalMs?: number;
   env?: NodeJS.ProcessEnv;
   cwd?: string;
 }
@@ -126,11 +128,12 @@ function describeExit(server: ServerProcess, exit: ChildExit): string {
  */
 export async function waitForReady(
   url: string,
-  options: { deadlineMs?: number; server?: ServerProcess } = {},
+  options: { deadlineMs?: number; server?: ServerProcess; probeIntervalMs?: number } = {},
 ): Promise<void> {
   const deadlineMs = options.deadlineMs ?? benchLimits.readyDeadlineMs;
+  const probeIntervalMs = options.probeIntervalMs ?? benchLimits.readyProbeIntervalMs;
   const deadlineAt = Date.now() + deadlineMs;
-  const attemptsMax = Math.ceil(deadlineMs / benchLimits.readyProbeIntervalMs) + 1;
+  const attemptsMax = Math.ceil(deadlineMs / probeIntervalMs) + 1;
   let lastProblem: unknown = null;
   for (let attempt = 0; attempt < attemptsMax && Date.now() < deadlineAt; attempt++) {
     if (options.server && !options.server.isRunning()) {
@@ -152,7 +155,7 @@ export async function waitForReady(
       // Expected while the server boots (ECONNREFUSED); kept as the cause if we give up.
       lastProblem = err;
     }
-    await sleep(benchLimits.readyProbeIntervalMs);
+    await sleep(probeIntervalMs);
   }
   const tail = options.server ? `; output tail:\n${options.server.outputTail()}` : '';
   throw new BenchError('NOT_READY', `${url} not ready after ${deadlineMs} ms${tail}`, {
@@ -199,7 +202,11 @@ export class ProcessGroup {
     this.#servers.add(server);
     void server.exited.then(() => this.#servers.delete(server));
     try {
-      await waitForReady(options.readyUrl, { deadlineMs: options.readyDeadlineMs, server });
+      await waitForReady(options.readyUrl, {
+        deadlineMs: options.readyDeadlineMs,
+        server,
+        probeIntervalMs: options.readyProbeIntervalMs,
+      });
     } catch (err) {
       await this.stop(server);
       throw err;

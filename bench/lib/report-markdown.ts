@@ -4,7 +4,14 @@
  * that group's charts under it. Pure: no I/O.
  */
 import type { MachineInfo } from './machine.ts';
-import type { CaseFailure, ChartEntry, EvaluatedResult, RunSummary, Target } from './report.ts';
+import type {
+  CaseFailure,
+  ChartEntry,
+  EvaluatedResult,
+  GroupNote,
+  RunSummary,
+  Target,
+} from './report.ts';
 
 export interface ReportInput {
   startedAt: Date;
@@ -12,6 +19,7 @@ export interface ReportInput {
   run: RunSummary;
   results: readonly EvaluatedResult[];
   charts: readonly ChartEntry[];
+  notes?: readonly GroupNote[];
   failures: readonly CaseFailure[];
 }
 
@@ -141,6 +149,31 @@ function renderSummary(input: ReportInput): string[] {
   ];
 }
 
+/** Every result with a target, in one table under the summary: the headline. */
+function renderTargets(input: ReportInput): string[] {
+  const judged = input.results.filter((r) => r.target !== undefined);
+  if (judged.length === 0) return [];
+  const cells = judged.map((r) => [
+    `${r.group}: ${r.name}`,
+    r.metric,
+    withUnit(r.value, r.unit),
+    r.ceiling === undefined ? '—' : withUnit(r.ceiling, r.unit),
+    r.ratio === null ? '—' : `${r.ratio.toFixed(2)}×`,
+    r.target ? formatTarget(r.target, r.unit) : '—',
+    formatMet(r.met),
+  ]);
+  return [
+    '## Targets',
+    '',
+    ...renderTable(
+      ['Case', 'Metric', 'Value', 'Ceiling', 'Ratio', 'Target', 'Met'],
+      ['left', 'left', 'right', 'right', 'right', 'left', 'center'],
+      cells,
+    ),
+    '',
+  ];
+}
+
 function renderGroup(group: string, input: ReportInput): string[] {
   const rows = input.results.filter((r) => r.group === group);
   const lines = [`## ${group}`, ''];
@@ -163,6 +196,9 @@ function renderGroup(group: string, input: ReportInput): string[] {
     );
     lines.push('');
   }
+  for (const note of (input.notes ?? []).filter((n) => n.group === group)) {
+    lines.push(note.markdown, '');
+  }
   for (const chart of input.charts.filter((c) => c.group === group)) {
     lines.push(`![${cell(chart.title)}](${chart.file})`, '');
   }
@@ -181,11 +217,16 @@ function renderFailures(failures: readonly CaseFailure[]): string[] {
 
 export function renderReportMarkdown(input: ReportInput): string {
   const groups = [
-    ...new Set([...input.results.map((r) => r.group), ...input.charts.map((c) => c.group)]),
+    ...new Set([
+      ...input.results.map((r) => r.group),
+      ...input.charts.map((c) => c.group),
+      ...(input.notes ?? []).map((n) => n.group),
+    ]),
   ];
   return [
     ...renderHeader(input),
     ...renderSummary(input),
+    ...renderTargets(input),
     ...groups.flatMap((group) => renderGroup(group, input)),
     ...renderFailures(input.failures),
   ].join('\n');

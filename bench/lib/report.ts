@@ -36,6 +36,8 @@ export interface CaseResult {
   target?: Target;
   /** The load run the number came from (kept in the raw JSON). */
   load?: LoadResult;
+  /** Anything else worth keeping in the raw JSON (counters, timings); not shown in REPORT.md. */
+  detail?: Record<string, unknown>;
 }
 
 export interface EvaluatedResult extends Omit<CaseResult, 'load'> {
@@ -50,6 +52,12 @@ export interface ChartEntry {
   title: string;
   /** Path relative to bench/, e.g. 'charts/ceiling-throughput.svg'. */
   file: string;
+}
+
+/** A paragraph of Markdown shown under a group's table (how it was measured, what bounds it). */
+export interface GroupNote {
+  group: string;
+  markdown: string;
 }
 
 export interface CaseFailure {
@@ -105,6 +113,7 @@ export class BenchReport {
   readonly #run: RunSummary;
   readonly #results: EvaluatedResult[] = [];
   readonly #charts: ChartEntry[] = [];
+  readonly #notes: GroupNote[] = [];
   readonly #failures: CaseFailure[] = [];
 
   constructor(options: {
@@ -151,6 +160,11 @@ export class BenchReport {
     return file;
   }
 
+  /** Adds a paragraph under `group`'s table in REPORT.md. */
+  addNote(group: string, markdown: string): void {
+    this.#notes.push({ group, markdown });
+  }
+
   addFailure(caseName: string, err: unknown): void {
     const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
     this.#failures.push({ caseName, message });
@@ -170,6 +184,7 @@ export class BenchReport {
       run: this.#run,
       results: this.#results,
       charts: this.#charts,
+      notes: this.#notes,
       failures: this.#failures,
     });
     const file = join(this.#benchDir, 'REPORT.md');

@@ -98,3 +98,48 @@ export function randomExistingKeyReads(options: RandomExistingKeyReadsOptions): 
   };
   return [request];
 }
+
+export interface MixedRequestsOptions {
+  /** Fraction of requests that write a new key (the rest read an existing one). */
+  writeShare: number;
+  readPath: KeyPath;
+  writePath: KeyPath;
+  keyCount: number;
+  keyPrefix: string;
+  seed: number;
+  valueBytes?: number;
+}
+
+/**
+ * For LoadOptions.requestsForConnection: each request is a read of a random
+ * preloaded key (`GET`, body `{"key"}`) or, with probability writeShare, a
+ * write of a key no other request writes (`POST`, body `{"key","value"}`).
+ */
+export function mixedReadsAndWrites(
+  options: MixedRequestsOptions,
+): (connectionIndex: number) => LoadRequest[] {
+  assert.ok(options.writeShare >= 0 && options.writeShare <= 1, 'writeShare in [0, 1]');
+  const value = 'x'.repeat(options.valueBytes ?? 100);
+  return (connectionIndex) => {
+    const random = createSeededRandom(options.seed + connectionIndex);
+    let counter = 0;
+    const request: LoadRequest = {
+      headers: jsonHeaders,
+      setupRequest: (req) => {
+        if (random() < options.writeShare) {
+          const key = `${options.keyPrefix}-${connectionIndex}-${counter++}`;
+          return {
+            ...requestFor(req, key, options.writePath, (k) => JSON.stringify({ key: k, value })),
+            method: 'POST',
+          };
+        }
+        const key = existingKeyName(Math.floor(random() * options.keyCount));
+        return {
+          ...requestFor(req, key, options.readPath, (k) => JSON.stringify({ key: k })),
+          method: 'GET',
+        };
+      },
+    };
+    return [request];
+  };
+}
