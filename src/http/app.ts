@@ -5,12 +5,13 @@
  * connection bound that keep slow clients from starving the node.
  */
 import { createServer, type Server } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import polka from 'polka';
 import { PeerkvError } from '../errors.ts';
 import { limits } from '../limits.ts';
 import type { Route, RouteExtras } from './kv-routes.ts';
-import { sendError } from './respond.ts';
+import { sendError, sendJsonText } from './respond.ts';
 
 export interface ServerOptions {
   readonly connectionsMax: number;
@@ -30,9 +31,36 @@ export function createHttpServer(routes: Route[], log: Logger, options: ServerOp
     if (route.method === 'GET') app.add('HEAD' as never, route.pattern, guarded(route, log));
   }
   // Timeouts are checked every second (Node's default is every 30 s).
-  const server = createServer({ connectionsCheckingInterval: 1_000 }, (req, res) =>
-    app.handler(req as never, res as never),
+  // A missing Host header is answered by our own JSON 404/400 path, not Node's empty 400.
+  const server = createServer(
+    { connectionsCheckingInterval: 1_000, requireHostHeader: false },
+    (req, res) => {
+      if (req.httpVersionMinor >= 1 && req.headers.host === undefined) {
+        sendError(
+          res,
+          new PeerkvError('BAD_REQUEST', 'HTTP/1.1 request without a Host header'),
+          log,
+        );
+        return;
+      }
+      app.handler(req as never, res as never);
+    },
   );
+  server.on('checkExpectation', (_req, res: Response) => {
+    const error = new PeerkvError('BAD_REQUEST', 'only "Expect: 100-continue" is supported');
+    sendJsonText(res, 417, JSON.stringify({ error: error.message, code: 'EXPECTATION_FAILED' }));
+  });
+  server.on('connect', (_req, socket: Socket) => {
+    socket.on('error', () => socket.destroy());
+    socket.end(
+      rawJsonResponse(
+        405,
+        'Method Not Allowed',
+        'METHOD_NOT_ALLOWED',
+        'method CONNECT not allowed',
+      ),
+    );
+  });
   server.requestTimeout = options.requestTimeoutMs;
   server.headersTimeout = Math.min(limits.headersTimeoutMs, options.requestTimeoutMs);
   server.keepAliveTimeout = limits.keepAliveTimeoutMs;
@@ -40,22 +68,58 @@ export function createHttpServer(routes: Route[], log: Logger, options: ServerOp
   server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
     log.debug({ code: error.code }, 'client error');
     if (socket.writable && !socket.destroyed) {
-      const status = error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-      const body = JSON.stringify({
-        error: 'malformed or timed out request',
-        code: status === 408 ? 'REQUEST_TIMEOUT' : 'BAD_REQUEST',
-      });
+      const timedOut = error.code === 'ERR_HTTP_REQUEST_TIMEOUT';
       socket.end(
-        `HTTP/1.1 ${status} ${status === 408 ? 'Request Timeout' : 'Bad Request'}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+        timedOut
+          ? rawJsonResponse(408, 'Request Timeout', 'REQUEST_TIMEOUT', 'request timed out')
+          : rawJsonResponse(400, 'Bad Request', 'BAD_REQUEST', 'malformed HTTP request'),
       );
     } else socket.destroy();
   });
   return server;
 }
 
+/** A whole HTTP/1.1 error response, for sockets that never reached a handler. */
+function rawJsonResponse(status: number, reason: string, code: string, message: string): string {
+  const body = JSON.stringify({ error: message, code });
+  return `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
+}
+
+/**
+ * Parses a query string strictly: polka's parser decodes invalid UTF-8
+ * lossily (so `%FF` and `%C0%AF` would both read the key U+FFFD).
+ */
+export function parseQueryStrict(search: string): Record<string, string | string[]> {
+  const query: Record<string, string | string[]> = Object.create(null);
+  for (const part of search.replace(/^\?/, '').split('&')) {
+    if (part === '') continue;
+    const equals = part.indexOf('=');
+    const [rawName, rawValue] =
+      equals < 0 ? [part, ''] : [part.slice(0, equals), part.slice(equals + 1)];
+    let name: string;
+    let value: string;
+    try {
+      name = decodeURIComponent(rawName.replaceAll('+', ' '));
+      value = decodeURIComponent(rawValue.replaceAll('+', ' '));
+    } catch (cause) {
+      throw new PeerkvError('BAD_REQUEST', 'query string is not valid percent-encoded UTF-8', {
+        cause,
+      });
+    }
+    const previous = query[name];
+    query[name] =
+      previous === undefined
+        ? value
+        : [...(Array.isArray(previous) ? previous : [previous]), value];
+  }
+  return query;
+}
+
 function guarded(route: Route, log: Logger) {
   return (req: Request, res: Response): void => {
     try {
+      const search = (req as Request & { search?: string | null }).search;
+      req.query = search ? parseQueryStrict(search) : {};
       const result = route.handler(req, res);
       if (result) result.catch((error: unknown) => sendError(res, error, log));
     } catch (error) {
