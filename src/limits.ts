@@ -32,8 +32,8 @@ export const limits = {
   keepAliveTimeoutMs: 5_000,
   /** Default for --max-connections. */
   connectionsMaxDefault: 1_024,
-  /** In-flight requests waiting for shutdown, at most. */
-  shutdownGraceMs: 10_000,
+  /** How long shutdown waits for in-flight requests before closing their connections. */
+  shutdownGraceMs: 5_000,
 } as const;
 
 /** Replication and resync bounds. */

@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import { HybridClock } from './clock.ts';
 import type { NodeConfig } from './config.ts';
 import { ConfigError } from './errors.ts';
-import { createHttpServer } from './http/app.ts';
+import { createHttpServer, type HttpServer } from './http/app.ts';
 import { type KvService, kvRoutes } from './http/kv-routes.ts';
 import { type SyncService, syncRoutes } from './http/sync-routes.ts';
 import { limits, replicationLimits } from './limits.ts';
@@ -30,7 +30,7 @@ export class PeerkvNode {
   readonly pool: StorePool;
   readonly peers: Peer[];
   readonly supervisor: Supervisor;
-  readonly #server: Server;
+  readonly #http: HttpServer;
   readonly #log: Logger;
   readonly #config: NodeConfig;
   readonly #wallMs: () => number;
@@ -65,7 +65,7 @@ export class PeerkvNode {
       ...kvRoutes(this.#kvService(), { valueBytesMax: config.valueBytesMax, wallMs: this.#wallMs }),
       ...syncRoutes(this.#syncService(), config.valueBytesMax, this.#wallMs),
     ];
-    this.#server = createHttpServer(routes, log.child({ component: 'http' }), {
+    this.#http = createHttpServer(routes, log.child({ component: 'http' }), {
       connectionsMax: config.connectionsMax,
       requestTimeoutMs: config.requestTimeoutMs,
     });
@@ -94,6 +94,10 @@ export class PeerkvNode {
     return node;
   }
 
+  get #server(): Server {
+    return this.#http.server;
+  }
+
   get port(): number {
     return (this.#server.address() as AddressInfo).port;
   }
@@ -104,6 +108,7 @@ export class PeerkvNode {
     this.#log.info('node stopping');
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     this.#server.closeIdleConnections();
+    this.#http.closeWaitingConnections();
     const grace = setTimeout(() => this.#server.closeAllConnections(), limits.shutdownGraceMs);
     await this.supervisor.stop();
     await closed;

@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import polka from 'polka';
 import { PeerkvError } from '../errors.ts';
 import { limits } from '../limits.ts';
+import { guardConnections } from './connection-guard.ts';
 import type { Route, RouteExtras } from './kv-routes.ts';
 import { sendError, sendJsonText } from './respond.ts';
 
@@ -21,7 +22,13 @@ export interface ServerOptions {
 type Request = Parameters<Route['handler']>[0];
 type Response = Parameters<Route['handler']>[1];
 
-export function createHttpServer(routes: Route[], log: Logger, options: ServerOptions): Server {
+export interface HttpServer {
+  readonly server: Server;
+  /** Closes connections that have not sent a request yet (for shutdown). */
+  closeWaitingConnections(): void;
+}
+
+export function createHttpServer(routes: Route[], log: Logger, options: ServerOptions): HttpServer {
   const app = polka({
     onNoMatch: (req: Request, res: Response) => sendError(res, noMatch(routes, req), log),
   });
@@ -64,7 +71,7 @@ export function createHttpServer(routes: Route[], log: Logger, options: ServerOp
   server.requestTimeout = options.requestTimeoutMs;
   server.headersTimeout = Math.min(limits.headersTimeoutMs, options.requestTimeoutMs);
   server.keepAliveTimeout = limits.keepAliveTimeoutMs;
-  server.maxConnections = options.connectionsMax;
+  const guard = guardConnections(server, options.connectionsMax);
   server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
     log.debug({ code: error.code }, 'client error');
     if (socket.writable && !socket.destroyed) {
@@ -76,7 +83,7 @@ export function createHttpServer(routes: Route[], log: Logger, options: ServerOp
       );
     } else socket.destroy();
   });
-  return server;
+  return { server, closeWaitingConnections: () => guard.closeWaiting() };
 }
 
 /** A whole HTTP/1.1 error response, for sockets that never reached a handler. */
