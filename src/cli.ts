@@ -23,6 +23,7 @@ const NODE_FLAGS = [
   'max-connections',
   'max-clock-skew-ms',
   'request-timeout',
+  'anti-entropy',
 ] as const;
 
 export const NODE_USAGE = `Usage: peerkv node --port <port> [options]
@@ -33,6 +34,7 @@ export const NODE_USAGE = `Usage: peerkv node --port <port> [options]
   --data-dir <dir>         where the SQLite file lives (default data/node-<port>)
   --pingfreq <seconds>     how often peers are pinged (default 10)
   --timeout <seconds>      timeout of every call to a peer (default 15)
+  --anti-entropy <seconds> how often digests are compared with each peer (default 60)
   --host <address>         address to bind (default 127.0.0.1)
   --sync <full|normal>     SQLite synchronous level (default full)
   --max-value-bytes <n>    largest value, as JSON text (default 1048576)
@@ -59,6 +61,7 @@ export function parseNodeArgs(
     dataDir: prepareDataDir(args['data-dir'] ?? `data/node-${port}`),
     pingIntervalMs: parseSeconds(args.pingfreq, 'pingfreq', 10),
     timeoutMs: parseSeconds(args.timeout, 'timeout', 15),
+    antiEntropyIntervalMs: parseSeconds(args['anti-entropy'], 'anti-entropy', 60),
     logLevel: parseLogLevel(args['log-level'] ?? 'info'),
     sync: parseSync(args.sync ?? 'full'),
     valueBytesMax: parseInteger(

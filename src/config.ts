@@ -10,6 +10,7 @@ export interface NodeConfig {
   readonly dataDir: string;
   readonly pingIntervalMs: number;
   readonly timeoutMs: number;
+  readonly antiEntropyIntervalMs: number;
   readonly logLevel: LogLevel;
   readonly sync: SyncLevel;
   readonly valueBytesMax: number;

@@ -56,8 +56,6 @@ export const replicationLimits = {
   responseBytesMax: 96 * MiB,
   /** Connections in each peer's pool. */
   peerConnections: 4,
-  /** Anti-entropy runs every this many ping periods. */
-  antiEntropyPings: 6,
   /** Resync: buckets handled per round, key summaries and entries per request. */
   resyncBucketsPerRound: 64,
   resyncRowsPerRequest: 5_000,
@@ -66,6 +64,6 @@ export const replicationLimits = {
   fetchKeysMax: 2_000,
   /** How many times a resync waits for in-flight replication before diffing anyway. */
   resyncDefersMax: 5,
-  /** Resyncs running at once on this node. */
-  resyncsConcurrentMax: 2,
+  /** Resyncs running at once on this node (one: a rebuilt node pulls its data once, not per peer). */
+  resyncsConcurrentMax: 1,
 } as const;

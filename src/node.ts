@@ -55,6 +55,7 @@ export class PeerkvNode {
       selfNodeId: this.store.nodeId,
       peers: this.peers,
       pingIntervalMs: config.pingIntervalMs,
+      antiEntropyIntervalMs: config.antiEntropyIntervalMs,
       clockSkewMsMax: config.clockSkewMsMax,
       wallMs: this.#wallMs,
       log: log.child({ component: 'supervisor' }),

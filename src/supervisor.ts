@@ -52,6 +52,8 @@ export interface SupervisorDeps {
   readonly selfNodeId: string;
   readonly peers: readonly Peer[];
   readonly pingIntervalMs: number;
+  /** Time between anti-entropy digest comparisons with each peer. */
+  readonly antiEntropyIntervalMs: number;
   readonly clockSkewMsMax: number;
   readonly wallMs: () => number;
   readonly log: Logger;
@@ -68,6 +70,7 @@ export class Supervisor {
   #ticking: Promise<void> = Promise.resolve();
   #resyncsRunning = 0;
   readonly #startedMs = performance.now();
+  #lastAntiEntropyMs = performance.now();
 
   constructor(deps: SupervisorDeps) {
     this.#deps = deps;
@@ -92,7 +95,9 @@ export class Supervisor {
   /** One round of pings; resyncs are started, not awaited. */
   async tick(): Promise<void> {
     this.#ticks += 1;
-    const antiEntropy = this.#ticks % bounds.antiEntropyPings === 0;
+    const now = performance.now();
+    const antiEntropy = now - this.#lastAntiEntropyMs >= this.#deps.antiEntropyIntervalMs;
+    if (antiEntropy) this.#lastAntiEntropyMs = now;
     await Promise.all(
       this.#deps.peers
         .filter((peer) => peer.state !== 'self')
@@ -159,7 +164,8 @@ export class Supervisor {
     }
     if (fresh) this.#want(peer, 'new-peer');
     else if (!wasUp) this.#want(peer, 'recovered');
-    else if (antiEntropy) this.#want(peer, 'anti-entropy');
+    // While changes to the peer are in flight the digests differ anyway: try next round.
+    else if (antiEntropy && peer.sender.pending === 0) this.#want(peer, 'anti-entropy');
     this.#maybeResync(peer);
   }
 
@@ -193,7 +199,7 @@ export class Supervisor {
     const now = performance.now();
     if (now < peer.resyncNotBeforeMs) return;
     peer.resyncWanted = null;
-    const quietMs = bounds.antiEntropyPings * this.#deps.pingIntervalMs;
+    const quietMs = this.#deps.antiEntropyIntervalMs;
     const peerDidIt = peer.incomingResyncAtMs >= peer.resyncWantedAtMs;
     if (peerDidIt || (trigger === 'anti-entropy' && now - peer.incomingResyncAtMs < quietMs))
       return;

@@ -54,6 +54,8 @@ export class ChaosCluster {
         ports: nodePorts,
         pingfreq: options.pingfreqSeconds,
         timeout: options.timeoutSeconds,
+        // Anti-entropy every 2 s (default 60 s), so a short run also exercises it.
+        extraArgs: ['--anti-entropy', '2'],
         peerUrlFor: (from, to) => proxies[from]![to]!.url,
       });
       return new ChaosCluster(cluster, proxies, options.seed);
