@@ -16,7 +16,7 @@ import { benchCases } from './cases/index.ts';
 import type { BaseContext, BenchCase, BenchContext, RunSettings } from './lib/bench-context.ts';
 import { benchLimits } from './lib/limits.ts';
 import { runLoad } from './lib/load.ts';
-import { describeMachine } from './lib/machine.ts';
+import { cpuSnapshot, describeMachine, foreignCpuShare, loadAverage1m } from './lib/machine.ts';
 import { ProcessGroup } from './lib/processes.ts';
 import { BenchReport } from './lib/report.ts';
 
@@ -125,13 +125,16 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const startedMs = Date.now();
+  const cpuAtStart = cpuSnapshot();
+  const loadAverageStart = loadAverage1m();
+  const machine = describeMachine(repoDir);
   const settings = settingsFor(args.quick);
   const processes = new ProcessGroup();
   installInterruptHandlers(processes);
   const report = new BenchReport({
     benchDir,
     startedAt: new Date(startedMs),
-    machine: describeMachine(repoDir),
+    machine,
     run: {
       mode: args.quick ? 'quick' : 'full',
       durationSec: settings.durationSec,
@@ -154,7 +157,13 @@ async function main(argv: string[]): Promise<number> {
   }
   const elapsedMs = Date.now() - startedMs;
   const budgetMs = args.quick ? benchLimits.quickTotalMsMax : undefined;
-  const reportFile = await report.finish(elapsedMs, budgetMs);
+  const cpuAtEnd = cpuSnapshot();
+  const reportFile = await report.finish(elapsedMs, budgetMs, {
+    foreignCpuShare:
+      cpuAtStart && cpuAtEnd ? foreignCpuShare(cpuAtStart, cpuAtEnd, machine.cpuCount) : undefined,
+    loadAverageStart,
+    loadAverageEnd: loadAverage1m(),
+  });
   const overran = budgetMs !== undefined && elapsedMs > budgetMs;
   process.stderr.write(`[bench] ${(elapsedMs / 1000).toFixed(1)} s; report: ${reportFile}\n`);
   if (overran) console.error(`[bench] quick mode took over ${budgetMs / 1000} s`);

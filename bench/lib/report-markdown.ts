@@ -90,6 +90,12 @@ function formatTarget(target: Target, unit: string): string {
     : `${op} ${withUnit(target.threshold, unit)}`;
 }
 
+/** 0.44×; small ratios keep two significant digits (0.00013×) instead of showing 0.00×. */
+function formatRatio(ratio: number): string {
+  if (ratio !== 0 && Math.abs(ratio) < 0.01) return `${Number(ratio.toPrecision(2))}×`;
+  return `${ratio.toFixed(2)}×`;
+}
+
 function formatMet(met: boolean | null): string {
   if (met === null) return '';
   return met ? '✅' : '❌';
@@ -99,6 +105,20 @@ function localTime(date: Date): string {
   const pad = (n: number): string => String(n).padStart(2, '0');
   const day = `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}`;
   return `${day} ${pad(date.getHours())}:${pad(date.getMinutes())}`;
+}
+
+/** How busy the machine was with other work: the noise in every number. */
+function renderNoise(run: RunSummary): string[] {
+  if (run.foreignCpuShare === undefined) return [];
+  const load = (value: number | undefined): string =>
+    value === undefined ? '?' : value.toFixed(1);
+  return [
+    `While this ran, other processes on the machine used ${(run.foreignCpuShare * 100).toFixed(0)} % ` +
+      `of its CPU time (1-minute load average ${load(run.loadAverageStart)} at the start, ` +
+      `${load(run.loadAverageEnd)} at the end); every ratio is measured against a ceiling ` +
+      'taken in the same run, but a busy neighbour still makes single numbers noisy.',
+    '',
+  ];
 }
 
 function renderHeader(input: ReportInput): string[] {
@@ -127,6 +147,7 @@ function renderHeader(input: ReportInput): string[] {
       ],
     ),
     '',
+    ...renderNoise(run),
     'The load generator is autocannon, in the bench process; every server runs in its own ' +
       'process on 127.0.0.1. **Ceiling** is the same measurement against a bare polka server ' +
       '(`bench/lib/ceiling-server.ts`) in the same run; **ratio** is value ÷ ceiling. ' +
@@ -138,27 +159,38 @@ function renderHeader(input: ReportInput): string[] {
 
 function renderSummary(input: ReportInput): string[] {
   const judged = input.results.filter((r) => r.met !== null);
-  const met = judged.filter((r) => r.met === true).length;
+  const targets = judged.filter((r) => r.metric !== 'failed requests');
+  const met = targets.filter((r) => r.met === true).length;
   const failed = input.failures.length;
+  const failedRequests = judged.filter((r) => r.metric === 'failed requests');
+  const runsWithFailures = failedRequests.filter((r) => r.met === false).length;
   return [
     '## Summary',
     '',
-    `${input.results.length} results; targets: ${met} met ✅, ${judged.length - met} missed ❌; ` +
-      `${failed} case${failed === 1 ? '' : 's'} failed to run${failed > 0 ? ' ❌' : ''}.`,
+    `${input.results.length} results; targets: ${met} met ✅, ${targets.length - met} missed ❌; ` +
+      `${failed} case${failed === 1 ? '' : 's'} failed to run${failed > 0 ? ' ❌' : ''}. ` +
+      `Load runs with failed requests (non-2xx or errors): ${runsWithFailures} of ` +
+      `${failedRequests.length}${runsWithFailures > 0 ? ' ❌' : ' ✅'}.`,
     '',
   ];
 }
 
-/** Every result with a target, in one table under the summary: the headline. */
+/**
+ * Every result with a target, in one table under the summary: the headline.
+ * The "no failed requests" checks of every load run are counted in the
+ * summary instead of being listed here.
+ */
 function renderTargets(input: ReportInput): string[] {
-  const judged = input.results.filter((r) => r.target !== undefined);
+  const judged = input.results.filter(
+    (r) => r.target !== undefined && r.metric !== 'failed requests',
+  );
   if (judged.length === 0) return [];
   const cells = judged.map((r) => [
     `${r.group}: ${r.name}`,
     r.metric,
     withUnit(r.value, r.unit),
     r.ceiling === undefined ? '—' : withUnit(r.ceiling, r.unit),
-    r.ratio === null ? '—' : `${r.ratio.toFixed(2)}×`,
+    r.ratio === null ? '—' : formatRatio(r.ratio),
     r.target ? formatTarget(r.target, r.unit) : '—',
     formatMet(r.met),
   ]);
@@ -183,7 +215,7 @@ function renderGroup(group: string, input: ReportInput): string[] {
       r.metric,
       withUnit(r.value, r.unit),
       r.ceiling === undefined ? '—' : withUnit(r.ceiling, r.unit),
-      r.ratio === null ? '—' : `${r.ratio.toFixed(2)}×`,
+      r.ratio === null ? '—' : formatRatio(r.ratio),
       r.target ? formatTarget(r.target, r.unit) : '—',
       formatMet(r.met),
     ]);

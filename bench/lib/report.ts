@@ -73,6 +73,11 @@ export interface RunSummary {
   /** Filled in by finish(). */
   elapsedMs?: number;
   elapsedMsBudget?: number;
+  /** Share of all CPUs other processes used during the run (0..1), if known. */
+  foreignCpuShare?: number;
+  /** 1-minute load average at the start and at the end of the run. */
+  loadAverageStart?: number;
+  loadAverageEnd?: number;
 }
 
 export function evaluateResult(result: CaseResult): EvaluatedResult {
@@ -175,9 +180,14 @@ export class BenchReport {
   }
 
   /** Renders and writes REPORT.md; returns its path. */
-  async finish(elapsedMs: number, elapsedMsBudget?: number): Promise<string> {
+  async finish(
+    elapsedMs: number,
+    elapsedMsBudget?: number,
+    noise: Pick<RunSummary, 'foreignCpuShare' | 'loadAverageStart' | 'loadAverageEnd'> = {},
+  ): Promise<string> {
     this.#run.elapsedMs = elapsedMs;
     this.#run.elapsedMsBudget = elapsedMsBudget;
+    Object.assign(this.#run, noise);
     const markdown = renderReportMarkdown({
       startedAt: this.#startedAt,
       machine: this.#machine,

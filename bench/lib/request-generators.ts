@@ -83,20 +83,32 @@ export interface RandomExistingKeyReadsOptions {
   makeBody?: KeyBody;
 }
 
-/** For LoadOptions.requests: each request reads one preloaded key picked at random. */
-export function randomExistingKeyReads(options: RandomExistingKeyReadsOptions): LoadRequest[] {
+/** How many random reads randomExistingKeyReads builds in advance (the sequence then repeats). */
+const prebuiltReadsDefault = 1_000;
+
+/**
+ * For LoadOptions.requests: reads of preloaded keys picked at random. The
+ * requests are built in advance (`count` of them, repeated in order), so the
+ * client does no more work per request than for a bare GET /ping: a request
+ * built per call (setupRequest) would cost the load generator, on the same
+ * 2 cores, as much as the server's read and cap the measurement.
+ */
+export function randomExistingKeyReads(
+  options: RandomExistingKeyReadsOptions & { count?: number },
+): LoadRequest[] {
   assert.ok(Number.isInteger(options.keyCount) && options.keyCount > 0, 'keyCount > 0');
   const makeBody: KeyBody =
     options.makeBody === undefined ? (key) => JSON.stringify({ key }) : options.makeBody;
-  const request: LoadRequest = {
-    method: options.method ?? 'GET',
-    headers: jsonHeaders,
-    setupRequest: (req) => {
-      const index = Math.floor(options.random() * options.keyCount);
-      return requestFor(req, existingKeyName(index), options.path, makeBody);
-    },
-  };
-  return [request];
+  const count = options.count ?? prebuiltReadsDefault;
+  return Array.from({ length: count }, () => {
+    const key = existingKeyName(Math.floor(options.random() * options.keyCount));
+    return requestFor(
+      { method: options.method ?? 'GET', headers: jsonHeaders },
+      key,
+      options.path,
+      makeBody,
+    );
+  });
 }
 
 export interface MixedRequestsOptions {
@@ -138,6 +150,38 @@ export function mixedReadsAndWrites(
           ...requestFor(req, key, options.readPath, (k) => JSON.stringify({ key: k })),
           method: 'GET',
         };
+      },
+    };
+    return [request];
+  };
+}
+
+export interface RandomExistingKeyWritesOptions {
+  path: string;
+  keyCount: number;
+  seed: number;
+  /** Size of the value string; default 100. */
+  valueBytes?: number;
+}
+
+/**
+ * For LoadOptions.requestsForConnection: each request overwrites a preloaded
+ * key picked at random (`POST`, body `{"key","value"}`): the store's size
+ * stays the same however long the run, and writes land all over the key space.
+ */
+export function randomExistingKeyWrites(
+  options: RandomExistingKeyWritesOptions,
+): (connectionIndex: number) => LoadRequest[] {
+  assert.ok(Number.isInteger(options.keyCount) && options.keyCount > 0, 'keyCount > 0');
+  const value = 'u'.repeat(options.valueBytes ?? 100);
+  return (connectionIndex) => {
+    const random = createSeededRandom(options.seed * 1_000 + connectionIndex);
+    const request: LoadRequest = {
+      method: 'POST',
+      headers: jsonHeaders,
+      setupRequest: (req) => {
+        const key = existingKeyName(Math.floor(random() * options.keyCount));
+        return requestFor(req, key, options.path, (k) => JSON.stringify({ key: k, value }));
       },
     };
     return [request];
