@@ -59,7 +59,8 @@ export class PeerkvNode {
       clockSkewMsMax: config.clockSkewMsMax,
       wallMs: this.#wallMs,
       log: log.child({ component: 'supervisor' }),
-      runResync: (peer) => this.#resync(peer),
+      runResync: (peer, yieldToBusyPeer) => this.#resync(peer, yieldToBusyPeer),
+      random: Math.random,
       startupWindowMs: 3 * config.pingIntervalMs,
     });
     const routes = [
@@ -150,13 +151,12 @@ export class PeerkvNode {
       resyncWanted: null,
       resyncWantedAtMs: 0,
       resyncNotBeforeMs: 0,
-      incomingResyncAtMs: Number.NEGATIVE_INFINITY,
       lastResync: null,
       resyncTotals: { runs: 0, entriesSent: 0, entriesReceived: 0, bytesSent: 0, bytesReceived: 0 },
     };
   }
 
-  #resync(peer: Peer) {
+  #resync(peer: Peer, yieldToBusyPeer: boolean) {
     const resync = new Resync(
       {
         store: this.store,
@@ -167,6 +167,7 @@ export class PeerkvNode {
         localBacklog: () => peer.sender.pending,
         sleep: (ms) => sleep(ms),
         deferMs: Math.min(this.#config.pingIntervalMs, 1_000),
+        yieldToBusyPeer,
       },
       peer.client,
       peer.nodeId!,
@@ -226,6 +227,7 @@ export class PeerkvNode {
         this.peers.find((peer) => (peer.nodeId ?? peer.sender.peerNodeId) === nodeId)?.sender
           .pending ?? 0,
       noteIncomingResync: (nodeId) => this.supervisor.noteIncomingResync(nodeId),
+      resyncing: () => this.supervisor.resyncing,
       clusterStatus: () => this.#clusterStatus(),
     };
   }

@@ -36,8 +36,6 @@ export interface Peer {
   /** When the wanted resync was asked for, and when it may start. */
   resyncWantedAtMs: number;
   resyncNotBeforeMs: number;
-  /** Last time the peer started a resync with us (its GET /sync/digest). */
-  incomingResyncAtMs: number;
   lastResync: ResyncRecord | null;
   resyncTotals: {
     runs: number;
@@ -57,7 +55,8 @@ export interface SupervisorDeps {
   readonly clockSkewMsMax: number;
   readonly wallMs: () => number;
   readonly log: Logger;
-  readonly runResync: (peer: Peer) => Promise<ResyncReport>;
+  readonly runResync: (peer: Peer, yieldToBusyPeer: boolean) => Promise<ResyncReport>;
+  readonly random: () => number;
   /** Until this long after start-up, this node is the one recovering: it resyncs at once. */
   readonly startupWindowMs: number;
 }
@@ -70,6 +69,7 @@ export class Supervisor {
   #ticking: Promise<void> = Promise.resolve();
   #resyncsRunning = 0;
   readonly #startedMs = performance.now();
+  readonly #incoming = new Map<string, number>();
   #lastAntiEntropyMs = performance.now();
 
   constructor(deps: SupervisorDeps) {
@@ -111,10 +111,18 @@ export class Supervisor {
     this.#maybeResync(peer);
   }
 
-  /** A peer began a resync with us; ours with it can wait. */
+  /**
+   * A peer began a resync with us; ours with it can wait. Kept by node id, as
+   * a wiped peer may ask before our pings have learnt its new id.
+   */
   noteIncomingResync(nodeId: string): void {
-    const peer = this.#deps.peers.find((candidate) => candidate.nodeId === nodeId);
-    if (peer) peer.incomingResyncAtMs = performance.now();
+    if (this.#incoming.size >= 4 * this.#deps.peers.length + 4) this.#incoming.clear();
+    this.#incoming.set(nodeId, performance.now());
+  }
+
+  /** Whether a resync of ours is running. */
+  get resyncing(): boolean {
+    return this.#resyncsRunning > 0;
   }
 
   /**
@@ -200,17 +208,26 @@ export class Supervisor {
     if (now < peer.resyncNotBeforeMs) return;
     peer.resyncWanted = null;
     const quietMs = this.#deps.antiEntropyIntervalMs;
-    const peerDidIt = peer.incomingResyncAtMs >= peer.resyncWantedAtMs;
-    if (peerDidIt || (trigger === 'anti-entropy' && now - peer.incomingResyncAtMs < quietMs))
-      return;
+    const incomingAtMs = this.#incoming.get(peer.nodeId ?? '') ?? Number.NEGATIVE_INFINITY;
+    // Only a resync the peer began after we wanted ours covers it: before that
+    // moment our cursor toward the peer may have skipped changes it has not seen.
+    const peerDidIt = incomingAtMs >= peer.resyncWantedAtMs;
+    if (peerDidIt || (trigger === 'anti-entropy' && now - incomingAtMs < quietMs)) return;
     peer.resyncing = true;
     this.#resyncsRunning += 1;
     const started = performance.now();
     const at = new Date(this.#deps.wallMs()).toISOString();
+    const recovering = performance.now() - this.#startedMs < this.#deps.startupWindowMs;
     this.#deps
-      .runResync(peer)
+      .runResync(peer, !recovering)
       .then(
         (report) => {
+          if (report.result === 'deferred') {
+            // The peer is resyncing itself and will reach us; look again later.
+            this.#want(peer, trigger);
+            peer.resyncNotBeforeMs =
+              performance.now() + this.#deps.pingIntervalMs * (1 + this.#deps.random());
+          }
           peer.lastResync = {
             at,
             trigger,

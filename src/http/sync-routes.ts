@@ -26,6 +26,8 @@ export interface SyncService {
   bucketRows(request: RowsRequest): Promise<{ json: string; next: unknown }>;
   /** Our backlog toward the node with this id, and note that it resyncs with us. */
   backlogFor(nodeId: string): number;
+  /** Whether this node is running a resync of its own right now. */
+  resyncing(): boolean;
   noteIncomingResync(nodeId: string): void;
   clusterStatus(): unknown;
 }
@@ -77,6 +79,7 @@ export function syncRoutes(
           root: service.digest.root(),
           groups: service.digest.groupHashes(),
           backlog: from ? service.backlogFor(from) : 0,
+          resyncing: service.resyncing(),
         });
       },
     },

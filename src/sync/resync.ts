@@ -38,10 +38,13 @@ export interface ResyncDeps {
   readonly localBacklog: () => number;
   readonly sleep: (ms: number) => Promise<void>;
   readonly deferMs: number;
+  /** Yield to a peer that is resyncing itself (false for a node that just started). */
+  readonly yieldToBusyPeer: boolean;
 }
 
 export interface ResyncReport {
-  readonly result: 'equal' | 'synced';
+  /** `deferred`: the peer was busy resyncing itself and will come to us; nothing moved. */
+  readonly result: 'equal' | 'synced' | 'deferred';
   readonly bucketsDiffering: number;
   readonly entriesSent: number;
   readonly entriesReceived: number;
@@ -65,6 +68,7 @@ export class Resync {
 
   async run(): Promise<ResyncReport> {
     const groups = await this.#differingGroups();
+    if (groups === 'deferred') return { result: 'deferred', bucketsDiffering: 0, ...this.#report };
     if (groups.length === 0) return { result: 'equal', bucketsDiffering: 0, ...this.#report };
     const buckets = await this.#differingBuckets(groups);
     this.#entriesTotal = buckets.reduce((sum, b) => sum + Math.max(b.localCount, b.remoteCount), 0);
@@ -77,12 +81,13 @@ export class Resync {
   }
 
   /** Waits (a bounded number of times) for in-flight replication, then compares groups. */
-  async #differingGroups(): Promise<number[]> {
+  async #differingGroups(): Promise<number[] | 'deferred'> {
     for (let attempt = 0; ; attempt += 1) {
       const answer = await this.#call('GET', `/sync/digest?from=${this.#deps.store.nodeId}`);
       const remote = parseDigest(answer);
       if (remote.nodeId !== this.#peerNodeId) throw new Error('peer node id changed during resync');
       if (remote.root === this.#deps.store.digest.root()) return [];
+      if (remote.resyncing && this.#deps.yieldToBusyPeer) return 'deferred';
       const settling = remote.backlog > 0 || this.#deps.localBacklog() > 0;
       if (settling && attempt < bounds.resyncDefersMax) {
         await this.#deps.sleep(this.#deps.deferMs);

@@ -20,6 +20,8 @@ export interface DigestAnswer {
   readonly groups: readonly string[];
   /** Changes the answering node has not yet had acknowledged by the asker. */
   readonly backlog: number;
+  /** Whether the answering node is itself running a resync (then the asker may yield). */
+  readonly resyncing: boolean;
 }
 
 function bad(message: string): PeerkvError {
@@ -32,7 +34,7 @@ function isObject(value: unknown): value is Record<string, unknown> {
 
 export function parseDigest(value: unknown): DigestAnswer {
   if (!isObject(value)) throw bad('digest answer is not an object');
-  const { nodeId, root, groups, backlog } = value;
+  const { nodeId, root, groups, backlog, resyncing } = value;
   if (typeof nodeId !== 'string' || !NODE_ID_PATTERN.test(nodeId)) throw bad('digest: bad nodeId');
   if (typeof root !== 'string' || !/^[0-9a-f]{64}$/.test(root)) throw bad('digest: bad root');
   if (
@@ -45,7 +47,8 @@ export function parseDigest(value: unknown): DigestAnswer {
   if (typeof backlog !== 'number' || !Number.isSafeInteger(backlog) || backlog < 0) {
     throw bad('digest: bad backlog');
   }
-  return { nodeId, root, groups: groups as string[], backlog };
+  if (resyncing !== undefined && typeof resyncing !== 'boolean') throw bad('digest: bad resyncing');
+  return { nodeId, root, groups: groups as string[], backlog, resyncing: resyncing === true };
 }
 
 /** Parses a group list (request of POST /sync/buckets). */
