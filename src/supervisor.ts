@@ -105,12 +105,6 @@ export class Supervisor {
     );
   }
 
-  /** Asks for a resync with a peer (e.g. after a wipe); runs when it is up. */
-  requestResync(peer: Peer, trigger: string): void {
-    this.#want(peer, trigger);
-    this.#maybeResync(peer);
-  }
-
   /**
    * A peer began a resync with us; ours with it can wait. Kept by node id, as
    * a wiped peer may ask before our pings have learnt its new id.

@@ -19,9 +19,4 @@ export class LagSamples {
     const sorted = this.#samples.slice(0, this.#count).sort();
     return sorted[Math.min(this.#count - 1, Math.floor((p / 100) * this.#count))]!;
   }
-
-  reset(): void {
-    this.#count = 0;
-    this.#next = 0;
-  }
 }

@@ -159,10 +159,6 @@ export class PeerSender {
     };
   }
 
-  resetLagSamples(): void {
-    this.#lag.reset();
-  }
-
   /** Stops sending and writes the cursor down. */
   stop(): void {
     this.#active = false;

@@ -13,7 +13,6 @@ export const BUCKETS = 4096;
 export const GROUPS = 64;
 export const BUCKETS_PER_GROUP = BUCKETS / GROUPS;
 const MODULUS = 2 ** 48;
-const SUM_HEX_DIGITS = 12;
 
 export function bucketOf(key: string): number {
   const digest = createHash('sha256').update(key).digest();
@@ -41,10 +40,6 @@ export function addHash(sum: number, hash: number): number {
 
 export function subtractHash(sum: number, hash: number): number {
   return (sum - hash + MODULUS) % MODULUS;
-}
-
-export function groupOf(bucket: number): number {
-  return Math.floor(bucket / BUCKETS_PER_GROUP);
 }
 
 /** Bucket sums and entry counts, with the derived group and root hashes. */
@@ -92,16 +87,6 @@ export class BucketDigest {
     return hashes;
   }
 
-  /** The bucket sums of one group as one hex string, 12 digits a bucket. */
-  groupSumsHex(group: number): string {
-    let text = '';
-    const first = group * BUCKETS_PER_GROUP;
-    for (let bucket = first; bucket < first + BUCKETS_PER_GROUP; bucket += 1) {
-      text += this.sums[bucket]!.toString(16).padStart(SUM_HEX_DIGITS, '0');
-    }
-    return text;
-  }
-
   entryCount(): number {
     let total = 0;
     for (const count of this.counts) total += count;
@@ -115,18 +100,4 @@ export class BucketDigest {
     }
     return bytes;
   }
-}
-
-/** Parses a peer's `groupSumsHex` answer; undefined when malformed. */
-export function parseGroupSums(text: unknown): number[] | undefined {
-  if (typeof text !== 'string' || text.length !== BUCKETS_PER_GROUP * SUM_HEX_DIGITS) {
-    return undefined;
-  }
-  if (!/^[0-9a-f]*$/.test(text)) return undefined;
-  const sums: number[] = [];
-  for (let index = 0; index < BUCKETS_PER_GROUP; index += 1) {
-    const start = index * SUM_HEX_DIGITS;
-    sums.push(Number.parseInt(text.slice(start, start + SUM_HEX_DIGITS), 16));
-  }
-  return sums;
 }

@@ -106,10 +106,6 @@ export class KvStore {
     this.digest.setBucket(bucket, sum, count);
   }
 
-  checkpoint(): void {
-    this.#db.pragma('wal_checkpoint(PASSIVE)');
-  }
-
   close(): void {
     if (this.#db.open) this.#db.close();
   }
