@@ -7,6 +7,7 @@ import fsp from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { after, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { inspect } from 'node:util';
 import { getJson, sleep } from './http.ts';
@@ -539,4 +540,39 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     throw failed.reason;
   }
   return cluster;
+}
+
+export interface OneNode {
+  readonly node: NodeProcess;
+  readonly url: string;
+  readonly port: number;
+}
+
+/**
+ * Starts one node before the tests of the enclosing describe block and cleans
+ * it up after them; read `node`, `url` and `port` inside the tests.
+ */
+export function useOneNode(options: Omit<ClusterOptions, 'nodes'> = {}): OneNode {
+  let cluster: Cluster | undefined;
+  before(async () => {
+    cluster = await startCluster({ ...options, nodes: 1 });
+  });
+  after(async () => {
+    await cluster?.cleanup();
+  });
+  const node = (): NodeProcess => {
+    assert.ok(cluster, 'the node starts in before()');
+    return cluster.node(0);
+  };
+  return {
+    get node() {
+      return node();
+    },
+    get url() {
+      return node().url;
+    },
+    get port() {
+      return node().port;
+    },
+  };
 }

@@ -4,9 +4,9 @@
 // /store/hash and a listing of the batch's keys stay unchanged, then a valid batch must apply,
 // replay idempotently, and the seed's single {"key","value"} shape must work.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { getJson, httpRequest, postJson } from '../helpers/http.ts';
-import { type Cluster, startCluster } from '../helpers/node-process.ts';
+import { useOneNode } from '../helpers/node-process.ts';
 import { buildRequest, errorLogLines, exchange, Rng, seedFrom } from './hostile-support.ts';
 import { type Answer, assertError, readKey, storeHash, VERSION_PATTERN } from './node-support.ts';
 
@@ -136,18 +136,13 @@ function replicate(url: string, body: unknown): Promise<Answer> {
 }
 
 describe('POST /replicate and the resync routes under hostile input', () => {
-  let cluster: Cluster | undefined;
+  const one = useOneNode();
   let url = '';
   let port = 0;
 
-  before(async () => {
-    cluster = await startCluster({ nodes: 1 });
-    url = cluster.node(0).url;
-    port = cluster.node(0).port;
-  });
-
-  after(async () => {
-    await cluster?.cleanup();
+  before(() => {
+    url = one.url;
+    port = one.port;
   });
 
   test("the seed's single {key, value} shape is stamped and stored", async () => {
@@ -307,6 +302,6 @@ describe('POST /replicate and the resync routes under hostile input', () => {
     }
     assert.equal(await storeHash(url), hashBefore);
     assert.equal((await getJson(`${url}/ping`)).status, 200);
-    assert.deepEqual(errorLogLines(cluster!.node(0).logPath), []);
+    assert.deepEqual(errorLogLines(one.node.logPath), []);
   });
 });

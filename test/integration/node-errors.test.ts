@@ -4,9 +4,9 @@
 // value limit.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { getJson, httpRequest, postJson, putJson } from '../helpers/http.ts';
-import { type Cluster, startCluster } from '../helpers/node-process.ts';
+import { useOneNode } from '../helpers/node-process.ts';
 import { type Answer, assertError, rawHttp, readKey, storeHash } from './node-support.ts';
 
 const MiB = 1024 * 1024;
@@ -29,18 +29,13 @@ function errorLogLines(logPath: string): string[] {
 }
 
 describe('bad requests to one node', () => {
-  let cluster: Cluster | undefined;
+  const one = useOneNode();
   let url = '';
   let port = 0;
 
-  before(async () => {
-    cluster = await startCluster({ nodes: 1 });
-    url = cluster.node(0).url;
-    port = cluster.node(0).port;
-  });
-
-  after(async () => {
-    await cluster?.cleanup();
+  before(() => {
+    url = one.url;
+    port = one.port;
   });
 
   /** Sends a bad request, checks its error answer, and checks that the store did not change. */
@@ -369,21 +364,16 @@ describe('bad requests to one node', () => {
   test('after all of it the node is up and logged no internal error', async () => {
     const ping = await getJson(`${url}/ping`);
     assert.equal(ping.status, 200);
-    assert.deepEqual(errorLogLines(cluster!.node(0).logPath), []);
+    assert.deepEqual(errorLogLines(one.node.logPath), []);
   });
 });
 
 describe('a node started with --max-value-bytes 100', () => {
-  let cluster: Cluster | undefined;
+  const one = useOneNode({ extraArgs: ['--max-value-bytes', '100'] });
   let url = '';
 
-  before(async () => {
-    cluster = await startCluster({ nodes: 1, extraArgs: ['--max-value-bytes', '100'] });
-    url = cluster.node(0).url;
-  });
-
-  after(async () => {
-    await cluster?.cleanup();
+  before(() => {
+    url = one.url;
   });
 
   test('takes a value of 100 bytes of JSON text and refuses 101 with 413', async () => {

@@ -1,9 +1,9 @@
 // Checks the REST face (PUT/GET/DELETE /kv/:key and the paginated GET /kv listing) on one real node
 // process, with awkward keys, every kind of JSON value, deletes, and ~250 keys paged through.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { del, getJson, httpRequest, putJson } from '../helpers/http.ts';
-import { type Cluster, startCluster } from '../helpers/node-process.ts';
+import { useOneNode } from '../helpers/node-process.ts';
 import { assertError, mapConcurrent, rawHttp, readKey, VERSION_PATTERN } from './node-support.ts';
 
 const WRITE_WIDTH = 50;
@@ -59,18 +59,13 @@ async function listAll(
 }
 
 describe('the REST face of one node', () => {
-  let cluster: Cluster | undefined;
+  const one = useOneNode();
   let url = '';
   let port = 0;
 
-  before(async () => {
-    cluster = await startCluster({ nodes: 1 });
-    url = cluster.node(0).url;
-    port = cluster.node(0).port;
-  });
-
-  after(async () => {
-    await cluster?.cleanup();
+  before(() => {
+    url = one.url;
+    port = one.port;
   });
 
   test('keys with slashes, spaces, unicode and percent signs round-trip through the path', async () => {

@@ -1,9 +1,9 @@
 // Checks that the seed's routes answer exactly as the seed's curl examples show, by driving one real
 // node process (free loopback port, temp data dir) over HTTP and comparing status and body bytes.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { del, getJson, httpRequest, postJson } from '../helpers/http.ts';
-import { type Cluster, startCluster } from '../helpers/node-process.ts';
+import { useOneNode } from '../helpers/node-process.ts';
 import {
   assertError,
   NODE_ID_PATTERN,
@@ -15,16 +15,11 @@ import {
 const NOT_FOUND_TEXT = '{"error":"Key not found","code":"KEY_NOT_FOUND"}';
 
 describe('the seed API of one node', () => {
-  let cluster: Cluster | undefined;
+  const one = useOneNode();
   let url = '';
 
-  before(async () => {
-    cluster = await startCluster({ nodes: 1 });
-    url = cluster.node(0).url;
-  });
-
-  after(async () => {
-    await cluster?.cleanup();
+  before(() => {
+    url = one.url;
   });
 
   test('GET /ping answers 200 {"message":"pong"} byte for byte, with the node id header', async () => {
