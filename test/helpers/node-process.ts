@@ -542,23 +542,32 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   return cluster;
 }
 
+/**
+ * Starts a cluster before the tests of the enclosing suite (or file) and
+ * cleans it up after them; `onStarted` receives it once it is up.
+ */
+export function useCluster(options: ClusterOptions, onStarted: (cluster: Cluster) => void): void {
+  let cluster: Cluster | undefined;
+  before(async () => {
+    cluster = await startCluster(options);
+    onStarted(cluster);
+  });
+  after(async () => {
+    await cluster?.cleanup();
+  });
+}
+
 export interface OneNode {
   readonly node: NodeProcess;
   readonly url: string;
   readonly port: number;
 }
 
-/**
- * Starts one node before the tests of the enclosing describe block and cleans
- * it up after them; read `node`, `url` and `port` inside the tests.
- */
+/** One node for the tests of the enclosing suite; read `node`, `url` and `port` inside them. */
 export function useOneNode(options: Omit<ClusterOptions, 'nodes'> = {}): OneNode {
   let cluster: Cluster | undefined;
-  before(async () => {
-    cluster = await startCluster({ ...options, nodes: 1 });
-  });
-  after(async () => {
-    await cluster?.cleanup();
+  useCluster({ ...options, nodes: 1 }, (started) => {
+    cluster = started;
   });
   const node = (): NodeProcess => {
     assert.ok(cluster, 'the node starts in before()');

@@ -1,8 +1,8 @@
 // Goal: three live nodes written concurrently (puts and deletes, some keys from several nodes)
 // converge; method: record every acknowledged write, then compare each node's full listing with
 // the highest acknowledged version of every key, and require equal /store/hash everywhere.
-import { after, before, test } from 'node:test';
-import { type Cluster, startCluster } from '../helpers/node-process.ts';
+import { test } from 'node:test';
+import { type Cluster, useCluster } from '../helpers/node-process.ts';
 import {
   assertConverged,
   deleteKey,
@@ -21,13 +21,8 @@ const IN_FLIGHT = 8;
 const CONVERGE_MS = 10_000;
 
 let cluster: Cluster;
-
-before(async () => {
-  cluster = await startCluster({ nodes: 3, pingfreq: PINGFREQ_SECONDS, timeout: TIMEOUT_SECONDS });
-});
-
-after(async () => {
-  await cluster?.cleanup();
+useCluster({ nodes: 3, pingfreq: PINGFREQ_SECONDS, timeout: TIMEOUT_SECONDS }, (started) => {
+  cluster = started;
 });
 
 /** Node `i`'s share of the first round: its own keys, every shared key, deletes of others'. */

@@ -2,8 +2,8 @@
 // 100 entries, not 10,000; method: load through PUT /kv, kill C, change 100 keys on A and B,
 // restart C, and add up the entries moved toward and from C from every node's /cluster counters.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { type Cluster, type NodeProcess, startCluster } from '../helpers/node-process.ts';
+import { test } from 'node:test';
+import { type Cluster, type NodeProcess, useCluster } from '../helpers/node-process.ts';
 import {
   assertConverged,
   deleteKey,
@@ -30,13 +30,8 @@ const LOAD_SETTLE_MS = 30_000;
 const SETTLE_MS = 10_000;
 
 let cluster: Cluster;
-
-before(async () => {
-  cluster = await startCluster({ nodes: 3, pingfreq: PINGFREQ_SECONDS, timeout: TIMEOUT_SECONDS });
-});
-
-after(async () => {
-  await cluster?.cleanup();
+useCluster({ nodes: 3, pingfreq: PINGFREQ_SECONDS, timeout: TIMEOUT_SECONDS }, (started) => {
+  cluster = started;
 });
 
 /** Everything the counters of `from` say moved between it and `to` (replication + resync). */

@@ -2,8 +2,8 @@
 // holds) catches up after a restart on its data dir within 3 ping periods; method: ledger of
 // acknowledged writes, full listings and /store/hash, timed from the restarted node's first /ping.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { type Cluster, startCluster } from '../helpers/node-process.ts';
+import { test } from 'node:test';
+import { type Cluster, useCluster } from '../helpers/node-process.ts';
 import {
   assertContent,
   deleteKey,
@@ -22,13 +22,8 @@ const IN_FLIGHT = 8;
 const SETTLE_MS = 10_000;
 
 let cluster: Cluster;
-
-before(async () => {
-  cluster = await startCluster({ nodes: 3, pingfreq: PINGFREQ_SECONDS, timeout: TIMEOUT_SECONDS });
-});
-
-after(async () => {
-  await cluster?.cleanup();
+useCluster({ nodes: 3, pingfreq: PINGFREQ_SECONDS, timeout: TIMEOUT_SECONDS }, (started) => {
+  cluster = started;
 });
 
 test('a killed node restarted on its data dir catches up within 3 ping periods', async (t) => {

@@ -3,8 +3,8 @@
 // listings and hashes, its /ping node-id header, and the peers' /cluster view of it.
 import assert from 'node:assert/strict';
 import fsp from 'node:fs/promises';
-import { after, before, test } from 'node:test';
-import { type Cluster, startCluster, waitFor } from '../helpers/node-process.ts';
+import { test } from 'node:test';
+import { type Cluster, useCluster, waitFor } from '../helpers/node-process.ts';
 import {
   assertConverged,
   deleteKey,
@@ -24,13 +24,8 @@ const IN_FLIGHT = 8;
 const SETTLE_MS = 10_000;
 
 let cluster: Cluster;
-
-before(async () => {
-  cluster = await startCluster({ nodes: 3, pingfreq: PINGFREQ_SECONDS, timeout: TIMEOUT_SECONDS });
-});
-
-after(async () => {
-  await cluster?.cleanup();
+useCluster({ nodes: 3, pingfreq: PINGFREQ_SECONDS, timeout: TIMEOUT_SECONDS }, (started) => {
+  cluster = started;
 });
 
 test('a wiped node is rebuilt from its peers under a new node id', async (t) => {

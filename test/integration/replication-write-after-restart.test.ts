@@ -1,8 +1,8 @@
 // Goal: writes taken by a node the moment it is back from a SIGKILL (before its resync is done),
 // while the others keep writing too, are never lost in either direction; method: ledger of every
 // acknowledged write (keys written on both sides included), full listings and hashes compared.
-import { after, before, test } from 'node:test';
-import { type Cluster, startCluster } from '../helpers/node-process.ts';
+import { test } from 'node:test';
+import { type Cluster, useCluster } from '../helpers/node-process.ts';
 import {
   assertConverged,
   clusterView,
@@ -21,13 +21,8 @@ const IN_FLIGHT = 8;
 const SETTLE_MS = 10_000;
 
 let cluster: Cluster;
-
-before(async () => {
-  cluster = await startCluster({ nodes: 3, pingfreq: PINGFREQ_SECONDS, timeout: TIMEOUT_SECONDS });
-});
-
-after(async () => {
-  await cluster?.cleanup();
+useCluster({ nodes: 3, pingfreq: PINGFREQ_SECONDS, timeout: TIMEOUT_SECONDS }, (started) => {
+  cluster = started;
 });
 
 const range = (from: number, to: number): number[] =>
