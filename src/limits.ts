@@ -52,8 +52,19 @@ export const replicationLimits = {
   cursorPersistMs: 1_000,
   /** Lag samples kept per peer for the p50/p99 in /cluster. */
   lagSamplesMax: 2_048,
-  /** Responses from a peer larger than this are refused. */
-  responseBytesMax: 96 * MiB,
+  /**
+   * Answers from a peer, per route: a peer is untrusted input, so each answer is
+   * read only up to what that route can honestly hold (see peerResponseBytesMax).
+   * A ping answer is not even parsed: only its headers are used.
+   */
+  pingResponseBytesMax: 4 * KiB,
+  digestResponseBytesMax: 64 * KiB,
+  bucketsResponseBytesMax: 512 * KiB,
+  replicateResponseBytesMax: 1 * MiB,
+  /** Any other route (none today): small. */
+  otherResponseBytesMax: 64 * KiB,
+  /** Room for framing and one row's key around the byte bound of a page. */
+  pageFramingBytes: 64 * KiB,
   /** Connections in each peer's pool. */
   peerConnections: 4,
   /** Resync: buckets handled per round, key summaries and entries per request. */
@@ -67,3 +78,28 @@ export const replicationLimits = {
   /** Resyncs running at once on this node (one: a rebuilt node pulls its data once, not per peer). */
   resyncsConcurrentMax: 1,
 } as const;
+
+/**
+ * The largest answer a peer may send to `path`. A page of rows (`/sync/rows`,
+ * `/sync/fetch`) is cut by the peer after it passes resyncBytesPerRequest, so
+ * it holds at most that plus one row (one value and its framing).
+ */
+export function peerResponseBytesMax(path: string, valueBytesMax: number): number {
+  const route = path.split('?', 1)[0];
+  const r = replicationLimits;
+  switch (route) {
+    case '/ping':
+      return r.pingResponseBytesMax;
+    case '/sync/digest':
+      return r.digestResponseBytesMax;
+    case '/sync/buckets':
+      return r.bucketsResponseBytesMax;
+    case '/sync/rows':
+    case '/sync/fetch':
+      return r.resyncBytesPerRequest + valueBytesMax + r.pageFramingBytes;
+    case '/replicate':
+      return r.replicateResponseBytesMax;
+    default:
+      return r.otherResponseBytesMax;
+  }
+}

@@ -126,7 +126,7 @@ export class PeerkvNode {
   #createPeer(url: string): Peer {
     const client = new PeerClient(url, {
       timeoutMs: this.#config.timeoutMs,
-      responseBytesMax: replicationLimits.responseBytesMax,
+      valueBytesMax: this.#config.valueBytesMax,
       connections: replicationLimits.peerConnections,
     });
     const sender = new PeerSender({

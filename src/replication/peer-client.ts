@@ -1,9 +1,12 @@
 /**
  * The one way peerkv reaches a peer: an undici Pool per peer (keep-alive,
  * a few connections), every call bounded by the configured timeout in each
- * phase and in total, and every answer bounded in size.
+ * phase and in total, and every answer bounded in size by what its route can
+ * honestly hold (src/limits.ts `peerResponseBytesMax`). A ping's body is
+ * drained up to a few KiB and never parsed: only its headers are used.
  */
 import { Pool } from 'undici';
+import { peerResponseBytesMax, replicationLimits } from '../limits.ts';
 import { NODE_ID_PATTERN } from '../version.ts';
 
 export class PeerCallError extends Error {
@@ -24,7 +27,8 @@ export interface PingAnswer {
 
 export interface PeerClientOptions {
   readonly timeoutMs: number;
-  readonly responseBytesMax: number;
+  /** Our value limit: it sizes the bound on pages of rows. */
+  readonly valueBytesMax: number;
   readonly connections: number;
 }
 
@@ -49,7 +53,19 @@ export class PeerClient {
   async ping(wallMs: () => number): Promise<PingAnswer> {
     const sentAtMs = wallMs();
     const started = performance.now();
-    const { headers } = await this.call('GET', '/ping');
+    const response = await this.#request('GET', '/ping');
+    // Only the headers matter; the body is drained (not parsed) up to a small bound.
+    await response.body
+      .dump({ limit: replicationLimits.pingResponseBytesMax })
+      .catch((cause: unknown) => {
+        throw new PeerCallError(`GET /ping answer failed: ${describe(cause)}`, { cause });
+      });
+    if (response.statusCode < 200 || response.statusCode > 299) {
+      throw new PeerCallError(`GET /ping answered ${response.statusCode}`, {
+        status: response.statusCode,
+      });
+    }
+    const headers = response.headers;
     const rttMs = performance.now() - started;
     const nodeId = headers['x-peerkv-node-id'];
     const timeMs = Number(headers['x-peerkv-time-ms']);
@@ -69,18 +85,7 @@ export class PeerClient {
     headers: Record<string, string | string[] | undefined>;
     bytes: number;
   }> {
-    let response: Awaited<ReturnType<Pool['request']>>;
-    try {
-      response = await this.#pool.request({
-        method,
-        path,
-        body,
-        headers: body === undefined ? {} : { 'content-type': 'application/json' },
-        signal: AbortSignal.timeout(this.#options.timeoutMs),
-      });
-    } catch (cause) {
-      throw new PeerCallError(`${method} ${path} failed: ${describe(cause)}`, { cause });
-    }
+    const response = await this.#request(method, path, body);
     const text = await this.#readBounded(response.body, method, path);
     if (response.statusCode < 200 || response.statusCode > 299) {
       throw new PeerCallError(
@@ -103,21 +108,34 @@ export class PeerClient {
     return this.#pool.close();
   }
 
+  async #request(method: 'GET' | 'POST', path: string, body?: string) {
+    try {
+      return await this.#pool.request({
+        method,
+        path,
+        body,
+        headers: body === undefined ? {} : { 'content-type': 'application/json' },
+        signal: AbortSignal.timeout(this.#options.timeoutMs),
+      });
+    } catch (cause) {
+      throw new PeerCallError(`${method} ${path} failed: ${describe(cause)}`, { cause });
+    }
+  }
+
   async #readBounded(
     body: AsyncIterable<Buffer> & { destroy(): void },
     method: string,
     path: string,
   ) {
     const chunks: Buffer[] = [];
+    const bytesMax = peerResponseBytesMax(path, this.#options.valueBytesMax);
     let bytes = 0;
     try {
       for await (const chunk of body) {
         bytes += chunk.length;
-        if (bytes > this.#options.responseBytesMax) {
+        if (bytes > bytesMax) {
           body.destroy();
-          throw new PeerCallError(
-            `${method} ${path} answer exceeds ${this.#options.responseBytesMax} bytes`,
-          );
+          throw new PeerCallError(`${method} ${path} answer exceeds ${bytesMax} bytes`);
         }
         chunks.push(chunk);
       }
