@@ -32,6 +32,10 @@ export const limits = {
   keepAliveTimeoutMs: 5_000,
   /** Default for --max-connections. */
   connectionsMaxDefault: 1_024,
+  /** The worker pool: threads, queued tasks, and the share of the queue peers' requests may hold. */
+  poolThreadsMax: 2,
+  poolQueueMax: 256,
+  poolPeerTasksMax: 16,
   /** How long shutdown waits for in-flight requests before closing their connections. */
   shutdownGraceMs: 5_000,
 } as const;

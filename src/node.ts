@@ -49,7 +49,7 @@ export class PeerkvNode {
         for (const peer of this.peers) peer.sender.notify();
       },
     });
-    this.pool = createStorePool(2);
+    this.pool = createStorePool();
     this.peers = config.peers.map((url) => this.#createPeer(url));
     this.supervisor = new Supervisor({
       selfNodeId: this.store.nodeId,
@@ -212,7 +212,7 @@ export class PeerkvNode {
       submit: (mutations) => this.writes.submit(mutations),
       get: (key) => store.get(key),
       bucketRows: async (request) => {
-        const rows = await this.pool.rows({
+        const rows = await this.pool.rowsForPeer({
           kind: 'bucket-rows',
           dbPath: store.dbPath,
           buckets: request.buckets,

@@ -2,28 +2,86 @@
  * The piscina pool that runs the O(N) store tasks (workers/store-tasks.ts)
  * off the event loop. Workers load the TypeScript task through tsx whether
  * the node runs under `tsx`, `node --import tsx` or the bin.
+ *
+ * Peers' requests (`POST /sync/rows`) get a share of the pool, not all of it:
+ * past `poolPeerTasksMax` of them in flight, the next one is refused with 503
+ * and `Retry-After`, so the node's own work (replication backlogs, its own
+ * resyncs, the digest scrub) always finds room in the queue. A full queue is
+ * the same 503, never a 500.
  */
+import assert from 'node:assert/strict';
 import { Piscina } from 'piscina';
 import type { RowsResult, ScanDigestResult, StoreTask } from '../workers/store-tasks.ts';
+import { PeerkvError } from './errors.ts';
+import { limits } from './limits.ts';
+
+type RowsTask = Exclude<StoreTask, { kind: 'scan-digest' }>;
 
 export interface StorePool {
-  rows(task: Exclude<StoreTask, { kind: 'scan-digest' }>): Promise<RowsResult>;
+  /** The node's own work. */
+  rows(task: RowsTask): Promise<RowsResult>;
+  /** Work for a peer's request, within the peers' share of the pool. */
+  rowsForPeer(task: RowsTask): Promise<RowsResult>;
   scanDigest(dbPath: string): Promise<ScanDigestResult>;
+  /** Peer tasks queued or running. */
+  readonly peerTasks: number;
   close(): Promise<void>;
 }
 
-export function createStorePool(threadsMax: number): StorePool {
+export interface StorePoolOptions {
+  readonly threadsMax: number;
+  readonly queueMax: number;
+  readonly peerTasksMax: number;
+}
+
+export function createStorePool(
+  options: StorePoolOptions = {
+    threadsMax: limits.poolThreadsMax,
+    queueMax: limits.poolQueueMax,
+    peerTasksMax: limits.poolPeerTasksMax,
+  },
+): StorePool {
+  assert.ok(options.peerTasksMax < options.queueMax, 'peers must leave room in the pool queue');
   const pool = new Piscina({
     filename: new URL('../workers/store-tasks.ts', import.meta.url).href,
     execArgv: ['--import', import.meta.resolve('tsx')],
     minThreads: 0,
-    maxThreads: threadsMax,
+    maxThreads: options.threadsMax,
     idleTimeout: 30_000,
-    maxQueue: 256,
+    maxQueue: options.queueMax,
   });
+  const run = <T>(task: StoreTask): Promise<T> =>
+    (pool.run(task) as Promise<T>).catch((error: unknown) => {
+      throw queueFull(error) ? overloaded(error) : error;
+    });
+  let peerTasks = 0;
   return {
-    rows: (task) => pool.run(task) as Promise<RowsResult>,
-    scanDigest: (dbPath) => pool.run({ kind: 'scan-digest', dbPath }) as Promise<ScanDigestResult>,
+    rows: (task) => run<RowsResult>(task),
+    rowsForPeer: async (task) => {
+      if (peerTasks >= options.peerTasksMax) throw overloaded(undefined);
+      peerTasks += 1;
+      try {
+        return await run<RowsResult>(task);
+      } finally {
+        peerTasks -= 1;
+        assert.ok(peerTasks >= 0, 'peer task count went negative');
+      }
+    },
+    scanDigest: (dbPath) => run<ScanDigestResult>({ kind: 'scan-digest', dbPath }),
+    get peerTasks() {
+      return peerTasks;
+    },
     close: () => pool.destroy(),
   };
+}
+
+function queueFull(error: unknown): boolean {
+  return error instanceof Error && error.message === 'Task queue is at limit';
+}
+
+function overloaded(cause: unknown): PeerkvError {
+  return new PeerkvError('OVERLOADED', 'worker pool is busy, retry later', {
+    headers: { 'Retry-After': '1' },
+    cause,
+  });
 }

@@ -32,6 +32,8 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
 export function sendError(res: ServerResponse, error: unknown, log: Logger): void {
   const known = error instanceof PeerkvError ? error : undefined;
   if (!known) log.error({ err: error }, 'request failed');
+  // A shed request (503) is expected under load: one line per request at debug, no stack.
+  else if (known.status === 503) log.debug({ code: known.code }, 'request shed');
   else if (known.status >= 500) log.warn({ code: known.code, err: known }, 'request refused');
   const failure = known ?? new PeerkvError('INTERNAL', 'internal error');
   const body = JSON.stringify({ error: failure.message, code: failure.code });
