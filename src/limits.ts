@@ -12,8 +12,13 @@ export const limits = {
   valueBytesMaxDefault: 1 * MiB,
   /** A client request body may exceed the value limit by this much (key, JSON framing). */
   bodyOverheadBytes: 16 * KiB,
-  /** Body of one POST /replicate (a batch of entries). */
-  replicateBodyBytesMax: 64 * MiB,
+  /**
+   * Request-body bytes being read and parsed at once, node-wide (every route):
+   * past it, a body gets 503 with Retry-After before (or while) it is read.
+   */
+  bodyBytesInFlightMax: 64 * MiB,
+  /** POST /replicate requests being read, parsed or applied at once; more get 503. */
+  replicateConcurrentMax: 4,
   /** Entries in one incoming POST /replicate batch. */
   replicateEntriesMax: 20_000,
   /** Body of a sync control request (digest groups, bucket lists). */
@@ -36,6 +41,8 @@ export const limits = {
   poolThreadsMax: 2,
   poolQueueMax: 256,
   poolPeerTasksMax: 16,
+  /** After an answer that leaves a body unread: how long the connection drains before it closes. */
+  lingerCloseMs: 1_000,
   /** How long shutdown waits for in-flight requests before closing their connections. */
   shutdownGraceMs: 5_000,
 } as const;
@@ -84,6 +91,47 @@ export const replicationLimits = {
 } as const;
 
 /**
+ * The largest POST /replicate body: what a sender really builds. A resync
+ * page of rows (the largest) is cut after it passes resyncBytesPerRequest, so
+ * it holds at most that plus one entry (a value and its framing).
+ */
+export function replicateBodyBytesMax(valueBytesMax: number): number {
+  return (
+    replicationLimits.resyncBytesPerRequest + valueBytesMax + replicationLimits.pageFramingBytes
+  );
+}
+
+/**
+ * Limits that depend on each other, checked together at start-up: what a
+ * sender builds must fit what the receiving route accepts, and the largest
+ * body must fit the body budget.
+ */
+export function assertLimitRelations(valueBytesMax: number): void {
+  const r = replicationLimits;
+  const body = replicateBodyBytesMax(valueBytesMax);
+  const relations: [boolean, string][] = [
+    [
+      r.batchBytesMax + valueBytesMax + r.pageFramingBytes <= body,
+      'a replication batch fits /replicate',
+    ],
+    [
+      r.resyncBytesPerRequest + valueBytesMax + r.pageFramingBytes <= body,
+      'a resync page fits /replicate',
+    ],
+    [2 * body <= limits.bodyBytesInFlightMax, 'two /replicate bodies fit the body budget'],
+    [
+      valueBytesMax + limits.bodyOverheadBytes <= limits.bodyBytesInFlightMax,
+      'a client body fits the body budget',
+    ],
+    [limits.syncBodyBytesMax <= limits.bodyBytesInFlightMax, 'a sync body fits the body budget'],
+    [limits.poolPeerTasksMax < limits.poolQueueMax, 'peers leave room in the pool queue'],
+  ];
+  for (const [holds, what] of relations) {
+    if (!holds) throw new Error(`limits out of relation: ${what} (value limit ${valueBytesMax})`);
+  }
+}
+
+/**
  * The largest answer a peer may send to `path`. A page of rows (`/sync/rows`,
  * `/sync/fetch`) is cut by the peer after it passes resyncBytesPerRequest, so
  * it holds at most that plus one row (one value and its framing).
@@ -100,7 +148,7 @@ export function peerResponseBytesMax(path: string, valueBytesMax: number): numbe
       return r.bucketsResponseBytesMax;
     case '/sync/rows':
     case '/sync/fetch':
-      return r.resyncBytesPerRequest + valueBytesMax + r.pageFramingBytes;
+      return replicateBodyBytesMax(valueBytesMax);
     case '/replicate':
       return r.replicateResponseBytesMax;
     default:

@@ -11,9 +11,10 @@ import { HybridClock } from './clock.ts';
 import type { NodeConfig } from './config.ts';
 import { ConfigError } from './errors.ts';
 import { createHttpServer, type HttpServer } from './http/app.ts';
+import { BodyBudget } from './http/body-budget.ts';
 import { type KvService, kvRoutes } from './http/kv-routes.ts';
 import { type SyncService, syncRoutes } from './http/sync-routes.ts';
-import { limits, replicationLimits } from './limits.ts';
+import { assertLimitRelations, limits, replicationLimits } from './limits.ts';
 import { createStorePool, type StorePool } from './pool.ts';
 import { PeerClient } from './replication/peer-client.ts';
 import { PeerSender } from './replication/peer-sender.ts';
@@ -63,9 +64,12 @@ export class PeerkvNode {
       random: Math.random,
       startupWindowMs: 3 * config.pingIntervalMs,
     });
+    assertLimitRelations(config.valueBytesMax);
+    const bodyBudget = new BodyBudget(limits.bodyBytesInFlightMax);
+    const routeOptions = { valueBytesMax: config.valueBytesMax, wallMs: this.#wallMs, bodyBudget };
     const routes = [
-      ...kvRoutes(this.#kvService(), { valueBytesMax: config.valueBytesMax, wallMs: this.#wallMs }),
-      ...syncRoutes(this.#syncService(), config.valueBytesMax, this.#wallMs),
+      ...kvRoutes(this.#kvService(), routeOptions),
+      ...syncRoutes(this.#syncService(), routeOptions),
     ];
     this.#http = createHttpServer(routes, log.child({ component: 'http' }), {
       connectionsMax: config.connectionsMax,
@@ -200,6 +204,7 @@ export class PeerkvNode {
         const [result] = await this.writes.submit([{ kind: 'local', key, valueJson }]);
         return result!;
       },
+      writeRoom: () => this.writes.room,
       storeHash: () => store.digest.root(),
     };
   }
@@ -210,6 +215,7 @@ export class PeerkvNode {
       nodeId: store.nodeId,
       digest: store.digest,
       submit: (mutations) => this.writes.submit(mutations),
+      writeRoom: () => this.writes.room,
       get: (key) => store.get(key),
       bucketRows: async (request) => {
         const rows = await this.pool.rowsForPeer({

@@ -126,7 +126,7 @@ function bucketRows(
       for (const row of rows) {
         const json = rowJson(row, task.withValues);
         parts.push(json);
-        bytes += json.length + 1;
+        bytes += Buffer.byteLength(json) + 1;
         after = row.key;
         if (parts.length >= task.rowsMax || bytes >= task.bytesMax) {
           return rowsResult(parts, bytes, { bucket, key: after }, null, 0);
@@ -154,7 +154,7 @@ function changeRange(
     if (row.src === task.originNodeId) {
       const json = rowJson(row, true);
       parts.push(json);
-      bytes += json.length + 1;
+      bytes += Buffer.byteLength(json) + 1;
     }
     if (bytes >= task.bytesMax) break;
   }

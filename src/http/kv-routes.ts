@@ -3,10 +3,11 @@
  * `/store/hash`) byte for byte, and the REST face (`/kv/:key`, `/kv`).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { keyNotFound } from '../errors.ts';
+import { keyNotFound, PeerkvError } from '../errors.ts';
 import { limits } from '../limits.ts';
 import type { Entry, MutationResult } from '../store/types.ts';
 import { formatVersion } from '../version.ts';
+import type { BodyBudget } from './body-budget.ts';
 import { type BodyLimits, readJson } from './read-body.ts';
 import { sendJson, sendJsonText } from './respond.ts';
 import {
@@ -23,12 +24,16 @@ export interface KvService {
   get(key: string): Entry | undefined;
   list(prefix: string, after: string, limit: number): Entry[];
   write(key: string, valueJson: string | null): Promise<MutationResult>;
+  /** Mutations the write queue can still take. */
+  writeRoom(): number;
   storeHash(): string;
 }
 
 export interface KvRouteOptions {
   readonly valueBytesMax: number;
   readonly wallMs: () => number;
+  /** The node-wide budget of request-body bytes in flight. */
+  readonly bodyBudget: BodyBudget;
 }
 
 export type Handler = (
@@ -48,6 +53,16 @@ export interface Route {
 export function kvRoutes(service: KvService, options: KvRouteOptions): Route[] {
   const body: BodyLimits = {
     bytesMax: options.valueBytesMax + limits.bodyOverheadBytes,
+    budget: options.bodyBudget,
+  };
+  /** Reads a write's body only when the write queue has room for it. */
+  const readWriteBody = (req: IncomingMessage): Promise<unknown> => {
+    if (service.writeRoom() < 1) {
+      throw new PeerkvError('OVERLOADED', 'write queue is full, retry later', {
+        headers: { 'Retry-After': '1', Connection: 'close' },
+      });
+    }
+    return readJson(req, body);
   };
   const liveEntry = (key: string): Entry => {
     const entry = service.get(key);
@@ -72,7 +87,7 @@ export function kvRoutes(service: KvService, options: KvRouteOptions): Route[] {
       method: 'POST',
       pattern: '/store',
       handler: async (req, res) => {
-        const object = requireObject(await readJson(req, body), 'request body');
+        const object = requireObject(await readWriteBody(req), 'request body');
         const key = validateKey(object.key);
         const valueJson = valueToJson(object.value, options.valueBytesMax);
         sendJsonText(res, 200, writeAnswer(key, await service.write(key, valueJson)));
@@ -117,7 +132,7 @@ export function kvRoutes(service: KvService, options: KvRouteOptions): Route[] {
       pattern: '/kv/*',
       handler: async (req, res) => {
         const key = keyFromPath(req.path.slice('/kv/'.length));
-        const valueJson = valueToJson(await readJson(req, body), options.valueBytesMax);
+        const valueJson = valueToJson(await readWriteBody(req), options.valueBytesMax);
         sendJsonText(res, 200, writeAnswer(key, await service.write(key, valueJson)));
       },
     },

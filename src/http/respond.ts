@@ -6,6 +6,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { PeerkvError } from '../errors.ts';
+import { limits } from '../limits.ts';
 
 export function sendJsonText(
   res: ServerResponse,
@@ -37,6 +38,31 @@ export function sendError(res: ServerResponse, error: unknown, log: Logger): voi
   else if (known.status >= 500) log.warn({ code: known.code, err: known }, 'request refused');
   const failure = known ?? new PeerkvError('INTERNAL', 'internal error');
   const body = JSON.stringify({ error: failure.message, code: failure.code });
+  const closing = failure.headers.Connection === 'close';
+  if (closing) lingerBeforeClose(res);
   sendJsonText(res, failure.status, body, failure.headers);
-  if (failure.headers.Connection === 'close') res.once('finish', () => res.socket?.destroySoon());
+  if (closing) res.once('finish', () => res.socket?.destroySoon());
+}
+
+/**
+ * An answer that leaves a request body unread closes the connection. Closing at once would reset
+ * it while the client is still sending (the unread bytes make the kernel send RST), and a reset
+ * client loses the answer it has not read yet. So the close is gentle: FIN after the answer, the
+ * rest of the body read and dropped, and the socket destroyed only after lingerCloseMs (or when
+ * the client closes). node:http calls destroySoon() itself after a `Connection: close` answer;
+ * this socket's destroySoon is replaced to linger first.
+ */
+function lingerBeforeClose(res: ServerResponse): void {
+  const socket = res.socket;
+  if (!socket) return;
+  let lingering = false;
+  socket.destroySoon = () => {
+    if (lingering) return;
+    lingering = true;
+    socket.end();
+    socket.resume();
+    const timer = setTimeout(() => socket.destroy(), limits.lingerCloseMs);
+    timer.unref();
+    socket.once('close', () => clearTimeout(timer));
+  };
 }

@@ -4,14 +4,16 @@
  * `GET /cluster`, the node's view of itself and its peers.
  */
 import { timestampMaxAt } from '../clock.ts';
-import { limits, replicationLimits } from '../limits.ts';
+import { PeerkvError } from '../errors.ts';
+import { limits, replicateBodyBytesMax, replicationLimits } from '../limits.ts';
 import type { BucketDigest } from '../store/digest.ts';
 import { BUCKETS_PER_GROUP } from '../store/digest.ts';
 import type { Entry, Mutation, MutationResult } from '../store/types.ts';
 import { entryJson } from '../store/wire.ts';
 import { parseGroups, parseKeys, parseRowsRequest, type RowsRequest } from '../sync/sync-wire.ts';
 import { formatVersion, NODE_ID_PATTERN } from '../version.ts';
-import type { Route } from './kv-routes.ts';
+import type { BodyBudget } from './body-budget.ts';
+import type { Handler, Route } from './kv-routes.ts';
 import { type BodyLimits, readJson } from './read-body.ts';
 import { sendJson, sendJsonText } from './respond.ts';
 import { validateReplicate } from './validate.ts';
@@ -21,6 +23,8 @@ export interface SyncService {
   readonly nodeId: string;
   readonly digest: BucketDigest;
   submit(mutations: readonly Mutation[]): Promise<MutationResult[]>;
+  /** Mutations the write queue can still take. */
+  writeRoom(): number;
   get(key: string): Entry | undefined;
   /** Bucket rows as wire JSON (built in the pool), for a resync peer. */
   bucketRows(request: RowsRequest): Promise<{ json: string; next: unknown }>;
@@ -32,37 +36,59 @@ export interface SyncService {
   clusterStatus(): unknown;
 }
 
-export function syncRoutes(
-  service: SyncService,
-  valueBytesMax: number,
-  wallMs: () => number,
-): Route[] {
+export interface SyncRouteOptions {
+  readonly valueBytesMax: number;
+  readonly wallMs: () => number;
+  /** The node-wide budget of request-body bytes in flight. */
+  readonly bodyBudget: BodyBudget;
+}
+
+export function syncRoutes(service: SyncService, options: SyncRouteOptions): Route[] {
+  const { valueBytesMax, wallMs } = options;
   const batchBody: BodyLimits = {
-    bytesMax: limits.replicateBodyBytesMax,
+    bytesMax: replicateBodyBytesMax(valueBytesMax),
+    budget: options.bodyBudget,
   };
   const smallBody: BodyLimits = {
     bytesMax: limits.syncBodyBytesMax,
+    budget: options.bodyBudget,
+  };
+  const replicateGate = { inFlight: 0 };
+  const replicate: Handler = async (req, res) => {
+    const body = await readJson(req, batchBody);
+    const payload = validateReplicate(body, valueBytesMax, timestampMaxAt(wallMs()));
+    if (payload.kind === 'single') {
+      const [result] = await service.submit([
+        { kind: 'local', key: payload.key, valueJson: payload.valueJson },
+      ]);
+      sendJson(res, 200, { key: payload.key, version: formatVersion(result!.version) });
+      return;
+    }
+    const from = payload.from ?? 'unknown';
+    const results = await service.submit(
+      payload.entries.map((entry) => ({ kind: 'remote', entry, sourceNodeId: from })),
+    );
+    const applied = results.filter((result) => result.applied).length;
+    sendJson(res, 200, { applied, stale: results.length - applied });
   };
   return [
     {
       method: 'POST',
       pattern: '/replicate',
       handler: async (req, res) => {
-        const body = await readJson(req, batchBody);
-        const payload = validateReplicate(body, valueBytesMax, timestampMaxAt(wallMs()));
-        if (payload.kind === 'single') {
-          const [result] = await service.submit([
-            { kind: 'local', key: payload.key, valueJson: payload.valueJson },
-          ]);
-          sendJson(res, 200, { key: payload.key, version: formatVersion(result!.version) });
-          return;
+        // Checked before a byte of the body is read: the room to parse and apply it.
+        if (replicateGate.inFlight >= limits.replicateConcurrentMax) {
+          throw shed('too many replication batches in flight, retry later');
         }
-        const from = payload.from ?? 'unknown';
-        const results = await service.submit(
-          payload.entries.map((entry) => ({ kind: 'remote', entry, sourceNodeId: from })),
-        );
-        const applied = results.filter((result) => result.applied).length;
-        sendJson(res, 200, { applied, stale: results.length - applied });
+        if (service.writeRoom() < limits.replicateEntriesMax) {
+          throw shed('write queue is full, retry later');
+        }
+        replicateGate.inFlight += 1;
+        try {
+          await replicate(req, res);
+        } finally {
+          replicateGate.inFlight -= 1;
+        }
       },
     },
     {
@@ -122,7 +148,7 @@ export function syncRoutes(
           if (!entry) continue;
           const json = entryJson(entry);
           parts.push(json);
-          bytes += json.length;
+          bytes += Buffer.byteLength(json) + 1;
         }
         sendJsonText(res, 200, `{"rows":[${parts.join(',')}],"next":null,"served":${served}}`);
       },
@@ -133,4 +159,11 @@ export function syncRoutes(
       handler: (_req, res) => sendJson(res, 200, service.clusterStatus()),
     },
   ];
+}
+
+/** A refusal before the body is read: 503, and the connection closes (its body stays unread). */
+function shed(message: string): PeerkvError {
+  return new PeerkvError('OVERLOADED', message, {
+    headers: { 'Retry-After': '1', Connection: 'close' },
+  });
 }

@@ -249,7 +249,7 @@ export class PeerSender {
       if (change.sourceNodeId !== origin) continue;
       const json = entryJson(change);
       parts.push(json);
-      bytes += json.length + 1;
+      bytes += Buffer.byteLength(json) + 1;
       oldestTimestamp = Math.min(oldestTimestamp, change.version.timestamp);
       if (bytes >= bounds.batchBytesMax) break;
     }

@@ -47,6 +47,11 @@ export class WriteQueue {
     return this.#queued;
   }
 
+  /** Mutations that may still be queued before writes get 503. */
+  get room(): number {
+    return this.#options.queuedMutationsMax - this.#queued;
+  }
+
   get commits(): number {
     return this.#commits;
   }

@@ -183,13 +183,26 @@ export class Resync {
       await this.#merge(parseRows(answer, this.#deps.valueBytesMax, true).entries);
       index += parseServed(answer, keys.length);
     }
-    for (let index = 0; index < toPush.length; index += bounds.fetchKeysMax) {
-      const entries = toPush
-        .slice(index, index + bounds.fetchKeysMax)
-        .map((key) => this.#deps.store.get(key))
-        .filter((entry): entry is Entry => entry !== undefined);
-      if (entries.length > 0) await this.#push(entries.map(entryJson).join(','), entries.length);
+    await this.#pushKeys(toPush);
+  }
+
+  /** Pushes our entries of `keys` in pages cut like a worker's (rows and bytes), to fit /replicate. */
+  async #pushKeys(keys: readonly string[]): Promise<void> {
+    let parts: string[] = [];
+    let bytes = 0;
+    for (const key of keys) {
+      const entry = this.#deps.store.get(key);
+      if (!entry) continue;
+      const json = entryJson(entry);
+      parts.push(json);
+      bytes += Buffer.byteLength(json) + 1;
+      if (parts.length >= bounds.fetchKeysMax || bytes >= bounds.resyncBytesPerRequest) {
+        await this.#push(parts.join(','), parts.length);
+        parts = [];
+        bytes = 0;
+      }
     }
+    if (parts.length > 0) await this.#push(parts.join(','), parts.length);
   }
 
   async #remoteSummaries(buckets: number[]): Promise<Map<string, string>> {

@@ -37,7 +37,8 @@ const VALUE_BYTES_MAX = MiB;
 /** Bodies: client routes allow the value limit plus 16 KiB; resync control routes 1 MiB. */
 const BODY_BYTES_MAX = VALUE_BYTES_MAX + 16 * KiB;
 const SYNC_BODY_BYTES_MAX = MiB;
-const REPLICATE_BODY_BYTES_MAX = 64 * MiB;
+/** The resync page bound (8 MiB) plus one value plus 64 KiB of framing: what senders send. */
+const REPLICATE_BODY_BYTES_MAX = 8 * MiB + VALUE_BYTES_MAX + 64 * KiB;
 const ALNUM = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789';
 const PRINTABLE = `${ALNUM} !"#$%&'()*+,-./:;<=>?@[\\]^_\`{|}~`;
 const JSON_TYPE: [string, string] = ['Content-Type', 'application/json'];

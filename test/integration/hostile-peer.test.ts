@@ -77,7 +77,7 @@ async function peerState(node: NodeProcess): Promise<string | undefined> {
 }
 
 describe('a peer answering /ping with a huge body', () => {
-  test('is read only for its headers: RSS stays flat and the peer counts as up', async () => {
+  test('is read only for its headers: RSS stays flat and the peer counts as up', async (t) => {
     const { node, fake } = await startWithFakePeer({
       nodeId: FAKE_NODE_ID,
       ownPing: true,
@@ -106,6 +106,7 @@ describe('a peer answering /ping with a huge body', () => {
       sampler.stop();
     }
     const growth = sampler.maxBytes - baseline;
+    t.diagnostic(`RSS growth ${(growth / MiB).toFixed(0)} MiB`);
     assert.ok(
       growth < PING_RSS_GROWTH_MAX,
       `RSS grew by ${(growth / MiB).toFixed(0)} MiB (bound ${PING_RSS_GROWTH_MAX / MiB} MiB)`,
@@ -114,7 +115,7 @@ describe('a peer answering /ping with a huge body', () => {
 });
 
 describe('a peer answering /sync/digest with a huge body', () => {
-  test('is cut at the bound of that route: RSS stays flat, the resync fails and is retried', async () => {
+  test('is cut at the bound of that route: RSS stays flat, the resync fails and is retried', async (t) => {
     const { node, fake } = await startWithFakePeer({
       nodeId: FAKE_NODE_ID,
       handler: async (request, res) => {
@@ -134,6 +135,7 @@ describe('a peer answering /sync/digest with a huge body', () => {
       sampler.stop();
     }
     const growth = sampler.maxBytes - baseline;
+    t.diagnostic(`RSS growth ${(growth / MiB).toFixed(0)} MiB`);
     assert.ok(
       growth < PING_RSS_GROWTH_MAX,
       `RSS grew by ${(growth / MiB).toFixed(0)} MiB (bound ${PING_RSS_GROWTH_MAX / MiB} MiB)`,

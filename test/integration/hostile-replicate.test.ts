@@ -16,7 +16,8 @@ const ENTRIES_PER_BATCH_MAX = 40;
 const ENTRIES_MAX = 20_000;
 const KEY_BYTES_MAX = 1024;
 const VALUE_BYTES_MAX = 1024 * 1024;
-const REPLICATE_BODY_BYTES_MAX = 64 * 1024 * 1024;
+/** The resync page bound (8 MiB) plus one value (1 MiB) plus 64 KiB of framing: what senders send. */
+const REPLICATE_BODY_BYTES_MAX = 8 * 1024 * 1024 + 1024 * 1024 + 64 * 1024;
 const LOGICAL_PER_MS = 1024;
 const DAY_MS = 86_400_000;
 const JSON_HEADERS = { 'Content-Type': 'application/json' };
