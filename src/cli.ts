@@ -9,6 +9,7 @@ import type { NodeConfig } from './config.ts';
 import { ConfigError } from './errors.ts';
 import { limits, MiB } from './limits.ts';
 import { LOG_LEVELS, type LogLevel } from './log.ts';
+import { parseClusterSecret, type SecuritySources } from './security/load-security.ts';
 
 const NODE_FLAGS = [
   'port',
@@ -24,6 +25,8 @@ const NODE_FLAGS = [
   'max-clock-skew-ms',
   'request-timeout',
   'anti-entropy',
+  'auth-file',
+  'cluster-secret-file',
 ] as const;
 
 export const NODE_USAGE = `Usage: peerkv node --port <port> [options]
@@ -42,6 +45,10 @@ export const NODE_USAGE = `Usage: peerkv node --port <port> [options]
   --max-clock-skew-ms <n>  warn when a peer's clock is further off (default 1000)
   --request-timeout <s>    time to receive a whole request, body included (default 30)
   --log-level <level>      fatal|error|warn|info|debug|trace|silent (default info)
+  --cluster-secret-file <path>  the secret peers share (or env PEERKV_CLUSTER_SECRET);
+                           peer routes then need it, and calls to peers send it
+  --auth-file <path>       client tokens (JSON, SHA-256 of each token; see
+                           "peerkv token create"); client routes then need a token
   --help                   show this help
 `;
 
@@ -54,10 +61,11 @@ export function parseNodeArgs(
   if (args.help) return undefined;
   const port = parsePort(args.port);
   const host = args.host ?? '127.0.0.1';
+  const peers = parsePeers(args.peers ?? '', host, port);
   return {
     port,
     host,
-    peers: parsePeers(args.peers ?? '', host, port),
+    peers,
     dataDir: prepareDataDir(args['data-dir'] ?? `data/node-${port}`),
     pingIntervalMs: parseSeconds(args.pingfreq, 'pingfreq', 10),
     timeoutMs: parseSeconds(args.timeout, 'timeout', 15),
@@ -82,8 +90,44 @@ export function parseNodeArgs(
       limits.requestTimeoutMs / 1000,
     ),
     clockSkewMsMax: parseInteger(args['max-clock-skew-ms'], 'max-clock-skew-ms', 1000, 86_400_000),
+    security: parseSecuritySources(args, env, peers.length),
     clockOffsetMs: parseClockOffset(env.PEERKV_CLOCK_OFFSET_MS),
   };
+}
+
+function parseSecuritySources(
+  args: Partial<Record<(typeof NODE_FLAGS)[number], string>>,
+  env: NodeJS.ProcessEnv,
+  peerCount: number,
+): SecuritySources {
+  const secretFile = args['cluster-secret-file'];
+  const secretEnv = env.PEERKV_CLUSTER_SECRET;
+  if (secretFile !== undefined && secretEnv !== undefined && secretEnv !== '') {
+    throw new ConfigError(
+      'give the cluster secret once: --cluster-secret-file or PEERKV_CLUSTER_SECRET',
+    );
+  }
+  const sources: SecuritySources = {
+    authFile: nonEmptyPath(args['auth-file'], 'auth-file'),
+    clusterSecretFile: nonEmptyPath(secretFile, 'cluster-secret-file'),
+    clusterSecretEnv:
+      secretEnv === undefined || secretEnv === ''
+        ? null
+        : parseClusterSecret(secretEnv, 'PEERKV_CLUSTER_SECRET'),
+  };
+  const hasSecret = sources.clusterSecretFile !== null || sources.clusterSecretEnv !== null;
+  if (sources.authFile !== null && !hasSecret && peerCount > 0) {
+    throw new ConfigError(
+      '--auth-file with --peers needs a cluster secret too (--cluster-secret-file or PEERKV_CLUSTER_SECRET), or the peer routes would stay open',
+    );
+  }
+  return sources;
+}
+
+function nonEmptyPath(text: string | undefined, name: string): string | null {
+  if (text === undefined) return null;
+  if (text.trim() === '') throw new ConfigError(`--${name} needs a path`);
+  return resolve(text);
 }
 
 type Flags<Name extends string> = Partial<Record<Name, string>> & { help: boolean };

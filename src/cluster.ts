@@ -16,6 +16,7 @@ export const CLUSTER_USAGE = `Usage: peerkv cluster [options]
   --pingfreq <s>       passed to every node (default 10)
   --timeout <s>        passed to every node (default 15)
   --log-level <level>  passed to every node (default info)
+  --cluster-secret-file <path>, --auth-file <path>   passed to every node (see Security)
 `;
 
 export interface ClusterOptions {
@@ -33,6 +34,8 @@ export function parseClusterArgs(argv: readonly string[]): ClusterOptions | unde
     'pingfreq',
     'timeout',
     'log-level',
+    'cluster-secret-file',
+    'auth-file',
   ]);
   if (flags.help) return undefined;
   const nodes = Number(flags.nodes ?? '3');
@@ -42,7 +45,13 @@ export function parseClusterArgs(argv: readonly string[]): ClusterOptions | unde
   if (basePort + nodes - 1 > 65535)
     throw new ConfigError('--base-port leaves no room for every node');
   const passThrough: string[] = [];
-  for (const name of ['pingfreq', 'timeout', 'log-level'] as const) {
+  for (const name of [
+    'pingfreq',
+    'timeout',
+    'log-level',
+    'cluster-secret-file',
+    'auth-file',
+  ] as const) {
     const value = flags[name];
     if (value !== undefined) passThrough.push(`--${name}`, value);
   }

@@ -1,4 +1,5 @@
 import type { LogLevel } from './log.ts';
+import type { SecuritySources } from './security/load-security.ts';
 import type { SyncLevel } from './store/open-database.ts';
 
 /** A node's validated configuration (see src/cli.ts for the flags). */
@@ -18,6 +19,8 @@ export interface NodeConfig {
   /** Time allowed to receive a whole request, headers and body. */
   readonly requestTimeoutMs: number;
   readonly clockSkewMsMax: number;
+  /** Where the cluster secret and client tokens come from (loaded at start and on SIGHUP). */
+  readonly security: SecuritySources;
   /** Test-only: added to the wall clock (env PEERKV_CLOCK_OFFSET_MS). */
   readonly clockOffsetMs: number;
 }

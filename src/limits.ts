@@ -155,3 +155,26 @@ export function peerResponseBytesMax(path: string, valueBytesMax: number): numbe
       return r.otherResponseBytesMax;
   }
 }
+
+/** Authentication bounds. */
+export const securityLimits = {
+  /** Tokens in one --auth-file, and key prefixes per token. */
+  tokensMax: 10_000,
+  prefixesPerTokenMax: 64,
+  /** Characters of a token's name. */
+  tokenNameCharsMax: 128,
+  /** An Authorization header longer than this is refused before it is looked at. */
+  authorizationCharsMax: 1_024,
+  /** The cluster secret: shortest and longest accepted. */
+  clusterSecretCharsMin: 16,
+  clusterSecretCharsMax: 1_024,
+  /** Bytes of a secret or auth file. */
+  secretFileBytesMax: 16 * KiB,
+  authFileBytesMax: 16 * MiB,
+  /** Random bytes in a token made by `peerkv token create`. */
+  tokenRandomBytes: 32,
+  /** A refused source is logged at most once per this period. */
+  rejectLogIntervalMs: 60_000,
+  /** Sources remembered for that; past this the memory is cleared. */
+  rejectLogSourcesMax: 1_024,
+} as const;

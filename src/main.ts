@@ -8,13 +8,15 @@ import { CLUSTER_USAGE, parseClusterArgs, runCluster } from './cluster.ts';
 import { ConfigError } from './errors.ts';
 import { createRootLogger } from './log.ts';
 import { PeerkvNode } from './node.ts';
+import { createTokenLines, parseTokenArgs, TOKEN_USAGE } from './token-command.ts';
 
 const USAGE = `Usage: peerkv <command> [flags]
 
   peerkv node --port 8001 --peers http://127.0.0.1:8002,...   run one node
   peerkv cluster [--nodes 3] [--base-port 8001]               run a local cluster
+  peerkv token create --name app --permissions read,write     make a client token
 
-Run "peerkv node --help" or "peerkv cluster --help" for the flags.
+Run "peerkv node --help", "peerkv cluster --help" or "peerkv token --help" for the flags.
 `;
 
 async function runNode(argv: string[]): Promise<void> {
@@ -23,8 +25,11 @@ async function runNode(argv: string[]): Promise<void> {
     process.stdout.write(NODE_USAGE);
     return;
   }
+  // Read once into the config; child processes (pool workers) need not inherit it.
+  delete process.env.PEERKV_CLUSTER_SECRET;
   const log = createRootLogger(config.logLevel, { port: config.port });
   const node = await PeerkvNode.start(config, log);
+  process.on('SIGHUP', () => node.reload());
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -51,13 +56,18 @@ async function main(argv: string[]): Promise<void> {
     else await runCluster(options);
     return;
   }
+  if (command === 'token') {
+    const request = parseTokenArgs(rest);
+    process.stdout.write(request ? createTokenLines(request) : TOKEN_USAGE);
+    return;
+  }
   if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
     process.stdout.write(USAGE);
     return;
   }
   // `peerkv --port 8001 ...` is read as `peerkv node --port 8001 ...`.
   if (command.startsWith('--')) return runNode(argv);
-  throw new ConfigError(`unknown command "${command}" (expected "node" or "cluster")`);
+  throw new ConfigError(`unknown command "${command}" (expected "node", "cluster" or "token")`);
 }
 
 main(process.argv.slice(2)).catch((error: unknown) => {

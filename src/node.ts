@@ -18,6 +18,8 @@ import { assertLimitRelations, limits, replicationLimits } from './limits.ts';
 import { createStorePool, type StorePool } from './pool.ts';
 import { PeerClient } from './replication/peer-client.ts';
 import { PeerSender } from './replication/peer-sender.ts';
+import { Authorizer } from './security/authorizer.ts';
+import { loadSecurity } from './security/load-security.ts';
 import { KvStore } from './store/kv-store.ts';
 import { scrubDigest } from './store/scrub.ts';
 import type { MutationResult } from './store/types.ts';
@@ -36,11 +38,17 @@ export class PeerkvNode {
   readonly #config: NodeConfig;
   readonly #wallMs: () => number;
   readonly #startedMs = Date.now();
+  readonly #authorizer: Authorizer;
   #stopping = false;
 
   private constructor(config: NodeConfig, log: Logger) {
     this.#config = config;
     this.#log = log;
+    this.#authorizer = new Authorizer(loadSecurity(config.security), {
+      log: log.child({ component: 'auth' }),
+      peerCertificateRequired: false,
+      monoMs: () => performance.now(),
+    });
     this.#wallMs = () => Date.now() + config.clockOffsetMs;
     this.store = new KvStore(config.dataDir, config.sync, new HybridClock(this.#wallMs));
     this.writes = new WriteQueue(this.store, {
@@ -74,6 +82,7 @@ export class PeerkvNode {
     this.#http = createHttpServer(routes, log.child({ component: 'http' }), {
       connectionsMax: config.connectionsMax,
       requestTimeoutMs: config.requestTimeoutMs,
+      authorizer: this.#authorizer,
     });
   }
 
@@ -88,6 +97,7 @@ export class PeerkvNode {
     }
     node.supervisor.start();
     node.#scrub();
+    node.#warnIfOpen();
     log.info(
       {
         nodeId: node.store.nodeId,
@@ -127,11 +137,39 @@ export class PeerkvNode {
     this.#log.info('node stopped');
   }
 
+  /**
+   * Re-reads the secrets and client tokens (SIGHUP). A mistake keeps the
+   * ones in force and is logged; the node keeps serving either way.
+   */
+  reload(): void {
+    try {
+      this.#authorizer.replace(loadSecurity(this.#config.security));
+      this.#log.info('secrets reloaded');
+    } catch (error) {
+      const reason = error instanceof ConfigError ? error.message : String(error);
+      this.#log.error({ reason }, 'reload failed; the previous secrets stay in force');
+    }
+  }
+
+  #warnIfOpen(): void {
+    const { tokens, clusterSecret } = this.#authorizer.state;
+    if (tokens === null && clusterSecret === null) {
+      this.#log.warn(
+        'node is open: no --auth-file and no cluster secret, anyone who can reach its port can read, write and replicate',
+      );
+    } else if (tokens === null) {
+      this.#log.warn(
+        'client routes are open: no --auth-file, anyone who can reach its port can read and write',
+      );
+    }
+  }
+
   #createPeer(url: string): Peer {
     const client = new PeerClient(url, {
       timeoutMs: this.#config.timeoutMs,
       valueBytesMax: this.#config.valueBytesMax,
       connections: replicationLimits.peerConnections,
+      authorization: () => this.#authorizer.peerAuthorization(),
     });
     const sender = new PeerSender({
       store: this.store,

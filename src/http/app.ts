@@ -4,23 +4,27 @@
  * with the wrong method. The node:http server carries the timeouts and the
  * connection bound that keep slow clients from starving the node.
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import polka from 'polka';
 import { PeerkvError } from '../errors.ts';
 import { limits } from '../limits.ts';
+import type { Authorizer } from '../security/authorizer.ts';
 import { guardConnections } from './connection-guard.ts';
-import type { Route, RouteExtras } from './kv-routes.ts';
 import { sendError, sendJsonText } from './respond.ts';
+import type { Request, Route, RouteExtras } from './route.ts';
 
 export interface ServerOptions {
   readonly connectionsMax: number;
   readonly requestTimeoutMs: number;
+  /** Checks each route's permission before its handler runs. */
+  readonly authorizer: Authorizer;
 }
 
-type Request = Parameters<Route['handler']>[0];
 type Response = Parameters<Route['handler']>[1];
+/** A request before the permission check gave it its `access`. */
+type Incoming = IncomingMessage & Partial<RouteExtras>;
 
 export interface HttpServer {
   readonly server: Server;
@@ -30,12 +34,13 @@ export interface HttpServer {
 
 export function createHttpServer(routes: Route[], log: Logger, options: ServerOptions): HttpServer {
   const app = polka({
-    onNoMatch: (req: Request, res: Response) => sendError(res, noMatch(routes, req), log),
+    onNoMatch: (req: Incoming, res: Response) => sendError(res, noMatch(routes, req), log),
   });
   for (const route of routes) {
-    app.add(route.method as never, route.pattern, guarded(route, log));
+    const handler = guarded(route, options.authorizer, log);
+    app.add(route.method as never, route.pattern, handler);
     // HEAD answers like GET; node:http leaves the body out.
-    if (route.method === 'GET') app.add('HEAD' as never, route.pattern, guarded(route, log));
+    if (route.method === 'GET') app.add('HEAD' as never, route.pattern, handler);
   }
   // Timeouts are checked every second (Node's default is every 30 s).
   // A missing Host header is answered by our own JSON 404/400 path, not Node's empty 400.
@@ -122,10 +127,12 @@ export function parseQueryStrict(search: string): Record<string, string | string
   return query;
 }
 
-function guarded(route: Route, log: Logger) {
-  return (req: Request, res: Response): void => {
+function guarded(route: Route, authorizer: Authorizer, log: Logger) {
+  return (incoming: Incoming, res: Response): void => {
     try {
-      const search = (req as Request & { search?: string | null }).search;
+      incoming.access = authorize(route, authorizer, incoming);
+      const req = incoming as Request;
+      const search = (incoming as Incoming & { search?: string | null }).search;
       req.query = search ? parseQueryStrict(search) : {};
       const result = route.handler(req, res);
       if (result) result.catch((error: unknown) => sendError(res, error, log));
@@ -135,7 +142,27 @@ function guarded(route: Route, log: Logger) {
   };
 }
 
-function noMatch(routes: Route[], req: Request & Partial<RouteExtras>): PeerkvError {
+/**
+ * The route's permission, checked before anything of the request is read.
+ * A refused request that carries a body gets its connection closed rather
+ * than the body read (an unauthenticated client does not get to send 64 MiB).
+ */
+function authorize(route: Route, authorizer: Authorizer, req: Incoming) {
+  try {
+    return authorizer.authorize(route.permission, req);
+  } catch (error) {
+    const hasBody =
+      req.headers['transfer-encoding'] !== undefined ||
+      (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
+    if (!(error instanceof PeerkvError) || !hasBody) throw error;
+    throw new PeerkvError(error.code, error.message, {
+      headers: { ...error.headers, Connection: 'close' },
+      cause: error.cause,
+    });
+  }
+}
+
+function noMatch(routes: Route[], req: Incoming): PeerkvError {
   const path = req.path ?? '/';
   const allowed = routes
     .filter((route) => matches(route.pattern, path))

@@ -5,11 +5,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { keyNotFound, PeerkvError } from '../errors.ts';
 import { limits } from '../limits.ts';
+import { scopedList } from '../security/access.ts';
 import type { Entry, MutationResult } from '../store/types.ts';
 import { formatVersion } from '../version.ts';
 import type { BodyBudget } from './body-budget.ts';
 import { type BodyLimits, readJson } from './read-body.ts';
 import { sendJson, sendJsonText } from './respond.ts';
+import type { Route } from './route.ts';
 import {
   keyFromPath,
   requireObject,
@@ -36,19 +38,8 @@ export interface KvRouteOptions {
   readonly bodyBudget: BodyBudget;
 }
 
-export type Handler = (
-  req: IncomingMessage & RouteExtras,
-  res: ServerResponse,
-) => Promise<void> | void;
-export interface RouteExtras {
-  path: string;
-  query: Record<string, unknown>;
-}
-export interface Route {
-  readonly method: string;
-  readonly pattern: string;
-  readonly handler: Handler;
-}
+// The route types live in ./route.ts; re-exported for routes written against this file.
+export type { Handler, Permission, Route, RouteExtras } from './route.ts';
 
 export function kvRoutes(service: KvService, options: KvRouteOptions): Route[] {
   const body: BodyLimits = {
@@ -76,6 +67,7 @@ export function kvRoutes(service: KvService, options: KvRouteOptions): Route[] {
     {
       method: 'GET',
       pattern: '/ping',
+      permission: 'open',
       handler: (_req, res) => {
         sendJsonText(res, 200, '{"message":"pong"}', {
           'X-Peerkv-Node-Id': service.nodeId,
@@ -86,9 +78,11 @@ export function kvRoutes(service: KvService, options: KvRouteOptions): Route[] {
     {
       method: 'POST',
       pattern: '/store',
+      permission: 'write',
       handler: async (req, res) => {
         const object = requireObject(await readWriteBody(req), 'request body');
         const key = validateKey(object.key);
+        req.access.requireKey(key);
         const valueJson = valueToJson(object.value, options.valueBytesMax);
         sendJsonText(res, 200, writeAnswer(key, await service.write(key, valueJson)));
       },
@@ -96,42 +90,53 @@ export function kvRoutes(service: KvService, options: KvRouteOptions): Route[] {
     {
       method: 'GET',
       pattern: '/store/key',
+      permission: 'read',
       handler: async (req, res) => {
         const fromQuery = req.query.key;
         const key =
           fromQuery !== undefined
             ? validateKey(fromQuery)
             : validateKey(requireObject(await readJson(req, body), 'request body').key);
+        req.access.requireKey(key);
         sendJsonText(res, 200, `{"value":${liveEntry(key).valueJson}}`);
       },
     },
     {
       method: 'GET',
       pattern: '/store/hash',
+      permission: 'read',
       handler: (_req, res) => sendJson(res, 200, { hash: service.storeHash() }),
     },
     {
       method: 'GET',
       pattern: '/kv',
+      permission: 'read',
       handler: (req, res) => {
         const query = validateListQuery(req.query);
-        const entries = service.list(query.prefix, query.after, query.limit);
+        const entries = scopedList(req.access, query, (prefix, after, limit) =>
+          service.list(prefix, after, limit),
+        );
         sendJsonText(res, 200, listAnswer(entries, query.limit));
       },
     },
     {
       method: 'GET',
       pattern: '/kv/*',
+      permission: 'read',
       handler: (req, res) => {
-        const entry = liveEntry(keyFromPath(req.path.slice('/kv/'.length)));
+        const key = keyFromPath(req.path.slice('/kv/'.length));
+        req.access.requireKey(key);
+        const entry = liveEntry(key);
         sendJsonText(res, 200, entryJson(entry));
       },
     },
     {
       method: 'PUT',
       pattern: '/kv/*',
+      permission: 'write',
       handler: async (req, res) => {
         const key = keyFromPath(req.path.slice('/kv/'.length));
+        req.access.requireKey(key);
         const valueJson = valueToJson(await readWriteBody(req), options.valueBytesMax);
         sendJsonText(res, 200, writeAnswer(key, await service.write(key, valueJson)));
       },
@@ -139,8 +144,10 @@ export function kvRoutes(service: KvService, options: KvRouteOptions): Route[] {
     {
       method: 'DELETE',
       pattern: '/kv/*',
+      permission: 'write',
       handler: async (req, res) => {
         const key = keyFromPath(req.path.slice('/kv/'.length));
+        req.access.requireKey(key);
         const result = await service.write(key, null);
         const version = formatVersion(result.version);
         sendJson(res, 200, { key, version, deleted: true, existed: result.existed });

@@ -13,9 +13,9 @@ import { entryJson } from '../store/wire.ts';
 import { parseGroups, parseKeys, parseRowsRequest, type RowsRequest } from '../sync/sync-wire.ts';
 import { formatVersion, NODE_ID_PATTERN } from '../version.ts';
 import type { BodyBudget } from './body-budget.ts';
-import type { Handler, Route } from './kv-routes.ts';
 import { type BodyLimits, readJson } from './read-body.ts';
 import { sendJson, sendJsonText } from './respond.ts';
+import type { Handler, Route } from './route.ts';
 import { validateReplicate } from './validate.ts';
 
 /** What the peer routes need from the node. */
@@ -75,6 +75,7 @@ export function syncRoutes(service: SyncService, options: SyncRouteOptions): Rou
     {
       method: 'POST',
       pattern: '/replicate',
+      permission: 'peer',
       handler: async (req, res) => {
         // Checked before a byte of the body is read: the room to parse and apply it.
         if (replicateGate.inFlight >= limits.replicateConcurrentMax) {
@@ -94,6 +95,7 @@ export function syncRoutes(service: SyncService, options: SyncRouteOptions): Rou
     {
       method: 'GET',
       pattern: '/sync/digest',
+      permission: 'peer',
       handler: (req, res) => {
         const from =
           typeof req.query.from === 'string' && NODE_ID_PATTERN.test(req.query.from)
@@ -112,6 +114,7 @@ export function syncRoutes(service: SyncService, options: SyncRouteOptions): Rou
     {
       method: 'POST',
       pattern: '/sync/buckets',
+      permission: 'peer',
       handler: async (req, res) => {
         const groups = parseGroups(await readJson(req, smallBody));
         const buckets: [number, number, number][] = [];
@@ -126,6 +129,7 @@ export function syncRoutes(service: SyncService, options: SyncRouteOptions): Rou
     {
       method: 'POST',
       pattern: '/sync/rows',
+      permission: 'peer',
       handler: async (req, res) => {
         const request = parseRowsRequest(await readJson(req, smallBody));
         const rows = await service.bucketRows(request);
@@ -135,6 +139,7 @@ export function syncRoutes(service: SyncService, options: SyncRouteOptions): Rou
     {
       method: 'POST',
       pattern: '/sync/fetch',
+      permission: 'peer',
       handler: async (req, res) => {
         const keys = parseKeys(await readJson(req, smallBody), replicationLimits.fetchKeysMax);
         // Answers a prefix of the keys that fits the byte bound; `served` says how many.
@@ -156,6 +161,7 @@ export function syncRoutes(service: SyncService, options: SyncRouteOptions): Rou
     {
       method: 'GET',
       pattern: '/cluster',
+      permission: 'admin',
       handler: (_req, res) => sendJson(res, 200, service.clusterStatus()),
     },
   ];

@@ -30,6 +30,8 @@ export interface PeerClientOptions {
   /** Our value limit: it sizes the bound on pages of rows. */
   readonly valueBytesMax: number;
   readonly connections: number;
+  /** The Authorization header every call carries (the cluster secret), read per call. */
+  readonly authorization: () => string | undefined;
 }
 
 export class PeerClient {
@@ -104,6 +106,14 @@ export class PeerClient {
     return { json, headers: response.headers, bytes: Buffer.byteLength(text) };
   }
 
+  #headers(json: boolean): Record<string, string> {
+    const headers: Record<string, string> = {};
+    if (json) headers['content-type'] = 'application/json';
+    const authorization = this.#options.authorization();
+    if (authorization !== undefined) headers.authorization = authorization;
+    return headers;
+  }
+
   close(): Promise<void> {
     return this.#pool.close();
   }
@@ -114,7 +124,7 @@ export class PeerClient {
         method,
         path,
         body,
-        headers: body === undefined ? {} : { 'content-type': 'application/json' },
+        headers: this.#headers(body !== undefined),
         signal: AbortSignal.timeout(this.#options.timeoutMs),
       });
     } catch (cause) {
