@@ -48,8 +48,9 @@ export function parseAuthFile(text: string, path: string): TokenTable {
   let json: unknown;
   try {
     json = JSON.parse(text);
-  } catch (error) {
-    throw new ConfigError(`--auth-file ${path} is not valid JSON (${(error as Error).message})`);
+  } catch {
+    // JSON.parse's message quotes the text, which must not reach a log: say only what is wrong.
+    throw new ConfigError(`--auth-file ${path} is not valid JSON`);
   }
   const tokens = (json as { tokens?: unknown } | null)?.tokens;
   if (typeof json !== 'object' || json === null || !Array.isArray(tokens)) {

@@ -2,10 +2,11 @@
 // each permission alone, a prefix-limited token (reads, writes and listings), no token, an unknown
 // token, and that refused requests change nothing and no token shows in the log or /cluster.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { getJson, type HttpMethod, type HttpResult, httpRequest } from '../helpers/http.ts';
-import { useOneNode } from '../helpers/node-process.ts';
+import { useOneNode, waitFor } from '../helpers/node-process.ts';
 import {
   assertNoSecretsInLogs,
   bearer,
@@ -211,5 +212,26 @@ describe('client tokens on a node with --auth-file', () => {
     for (const secret of secrets)
       assert.ok(!cluster.text.includes(secret), '/cluster shows a secret');
     assertNoSecretsInLogs([one.node.logPath], Object.values(tokens));
+  });
+
+  test('SIGHUP reloads the auth file: a new token works, a removed one is refused, a broken file is kept out', async () => {
+    const before = bearer(token('reader'));
+    assert.equal((await getJson(`${one.url}/store/hash`, { headers: before })).status, 200);
+    const next = writeAuthFile(authFile, [{ name: 'fresh', permissions: ['read'] }]);
+    const fresh = bearer(next.fresh ?? assert.fail('no fresh token'));
+    one.node.kill('SIGHUP');
+    await waitFor(
+      async () => (await getJson(`${one.url}/store/hash`, { headers: fresh })).status === 200,
+      { timeoutMs: 5_000, message: 'the new token accepted after SIGHUP' },
+    );
+    assertRefused(await getJson(`${one.url}/store/hash`, { headers: before }), 401, 'revoked');
+    fs.writeFileSync(authFile, '{"tokens": [ broken');
+    one.node.kill('SIGHUP');
+    await waitFor(() => fs.readFileSync(one.node.logPath, 'utf8').includes('reload failed'), {
+      timeoutMs: 5_000,
+      message: 'the failed reload logged',
+    });
+    assert.equal((await getJson(`${one.url}/store/hash`, { headers: fresh })).status, 200);
+    assert.ok(one.node.running);
   });
 });
