@@ -2,7 +2,7 @@
  * Client routes: the seed's API (`/ping`, `/store`, `/store/key`,
  * `/store/hash`) byte for byte, and the REST face (`/kv/:key`, `/kv`).
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import { keyNotFound, PeerkvError } from '../errors.ts';
 import { limits } from '../limits.ts';
 import { scopedList } from '../security/access.ts';
