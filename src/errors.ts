@@ -20,6 +20,7 @@ export type ErrorCode =
   | 'REQUEST_TIMEOUT'
   | 'OVERLOADED'
   | 'SHUTTING_DOWN'
+  | 'NOT_READY'
   | 'INTERNAL';
 
 const statusByCode: Record<ErrorCode, number> = {
@@ -40,6 +41,7 @@ const statusByCode: Record<ErrorCode, number> = {
   REQUEST_TIMEOUT: 408,
   OVERLOADED: 503,
   SHUTTING_DOWN: 503,
+  NOT_READY: 503,
   INTERNAL: 500,
 };
 

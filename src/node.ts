@@ -3,6 +3,7 @@
  * supervisor -> HTTP — and takes it apart in the opposite order on shutdown.
  * Nothing else starts or stops the pieces.
  */
+import { statSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -13,8 +14,11 @@ import { ConfigError } from './errors.ts';
 import { createHttpServer, type HttpServer } from './http/app.ts';
 import { BodyBudget } from './http/body-budget.ts';
 import { type KvService, kvRoutes } from './http/kv-routes.ts';
+import { opsRoutes } from './http/ops-routes.ts';
 import { type SyncService, syncRoutes } from './http/sync-routes.ts';
 import { assertLimitRelations, limits, replicationLimits } from './limits.ts';
+import { LiveKeyCounter } from './metrics/live-keys.ts';
+import { Metrics, type NodeProbe } from './metrics/metrics.ts';
 import { createStorePool, type StorePool } from './pool.ts';
 import { PeerClient } from './replication/peer-client.ts';
 import { PeerSender } from './replication/peer-sender.ts';
@@ -39,7 +43,11 @@ export class PeerkvNode {
   readonly #wallMs: () => number;
   readonly #startedMs = Date.now();
   readonly #authorizer: Authorizer;
+  readonly #metrics: Metrics;
+  readonly #liveKeys = new LiveKeyCounter();
   #stopping = false;
+  /** Why the node is not ready yet (see /readyz), or null. */
+  #notReady: string | null = 'start-up digest check running';
 
   private constructor(config: NodeConfig, log: Logger) {
     this.#config = config;
@@ -51,14 +59,18 @@ export class PeerkvNode {
     });
     this.#wallMs = () => Date.now() + config.clockOffsetMs;
     this.store = new KvStore(config.dataDir, config.sync, new HybridClock(this.#wallMs));
+    const metrics = new Metrics(this.store.nodeId);
+    this.#metrics = metrics;
     this.writes = new WriteQueue(this.store, {
       commitMutationsMax: limits.commitMutationsMax,
       queuedMutationsMax: limits.writeQueueMutationsMax,
-      onCommit: () => {
+      onCommit: (results, mutations, commitMs) => {
+        metrics.observeCommit(mutations.length, commitMs / 1000);
+        this.#liveKeys.noteCommit(mutations, results, this.store.seq);
         for (const peer of this.peers) peer.sender.notify();
       },
     });
-    this.pool = createStorePool();
+    this.pool = createStorePool(undefined, (kind, ms) => metrics.observePoolTask(kind, ms / 1000));
     this.peers = config.peers.map((url) => this.#createPeer(url));
     this.supervisor = new Supervisor({
       selfNodeId: this.store.nodeId,
@@ -71,18 +83,35 @@ export class PeerkvNode {
       runResync: (peer, yieldToBusyPeer) => this.#resync(peer, yieldToBusyPeer),
       random: Math.random,
       startupWindowMs: 3 * config.pingIntervalMs,
+      onResyncDone: (record) =>
+        metrics.observeResync({
+          trigger: record.trigger,
+          result: record.error === undefined ? (record.result ?? 'unknown') : 'failed',
+          seconds: record.durationMs / 1000,
+          entriesSent: record.entriesSent ?? 0,
+          entriesReceived: record.entriesReceived ?? 0,
+          bytesSent: record.bytesSent ?? 0,
+          bytesReceived: record.bytesReceived ?? 0,
+        }),
     });
+    metrics.sample(this.#probe());
     assertLimitRelations(config.valueBytesMax);
     const bodyBudget = new BodyBudget(limits.bodyBytesInFlightMax);
     const routeOptions = { valueBytesMax: config.valueBytesMax, wallMs: this.#wallMs, bodyBudget };
     const routes = [
       ...kvRoutes(this.#kvService(), routeOptions),
       ...syncRoutes(this.#syncService(), routeOptions),
+      ...opsRoutes({
+        notReadyReason: () => (this.#stopping ? 'shutting down' : this.#notReady),
+        metricsContentType: metrics.contentType,
+        metricsText: () => metrics.text(),
+      }),
     ];
     this.#http = createHttpServer(routes, log.child({ component: 'http' }), {
       connectionsMax: config.connectionsMax,
       requestTimeoutMs: config.requestTimeoutMs,
       authorizer: this.#authorizer,
+      metrics,
     });
   }
 
@@ -178,6 +207,7 @@ export class PeerkvNode {
       log: this.#log.child({ component: 'replication', peer: url }),
       wallMs: this.#wallMs,
       random: Math.random,
+      observeLagMs: (lagMs) => this.#metrics.observeReplicationLag(url, lagMs / 1000),
     });
     return {
       url,
@@ -220,16 +250,51 @@ export class PeerkvNode {
   /** Verifies the persisted bucket digest against the rows, in the pool. */
   #scrub(): void {
     scrubDigest(this.store, this.pool).then(
-      (repaired) => {
+      (scrub) => {
+        const repaired = scrub.repairedBuckets;
         if (repaired > 0) this.#log.warn({ buckets: repaired }, 'digest scrub repaired buckets');
         else this.#log.debug('digest scrub found the digest exact');
+        this.#liveKeys.counted(scrub.liveRows, scrub.maxSeq);
+        this.#notReady = null;
       },
       (error: unknown) => {
         // A stop closes the pool under a running scrub; the next start scrubs again.
         if (this.#stopping) this.#log.debug({ err: error }, 'digest scrub cut short by shutdown');
         else this.#log.error({ err: error }, 'digest scrub failed');
+        this.#notReady = 'start-up digest check failed (see the log)';
       },
     );
+  }
+
+  /** What the metrics sample at each scrape: cheap reads of in-memory state and file sizes. */
+  #probe(): NodeProbe {
+    const live = () => this.#liveKeys.live ?? 0;
+    return {
+      liveKeys: live,
+      tombstones: () => Math.max(0, this.store.digest.entryCount() - live()),
+      databaseBytes: () => databaseBytes(this.store.dbPath),
+      writeQueueMutations: () => this.writes.queued,
+      poolQueuedTasks: () => this.pool.queuedTasks,
+      poolThreads: () => this.pool.threads,
+      ready: () => !this.#stopping && this.#notReady === null,
+      peers: () =>
+        this.peers
+          .filter((peer) => peer.state !== 'self')
+          .map((peer) => {
+            const stats = peer.sender.stats();
+            return {
+              peer: peer.url,
+              up: peer.state === 'up',
+              clockOffsetMs: peer.clockOffsetMs,
+              pendingChanges: stats.pendingChanges,
+              oldestPendingAgeMs: stats.oldestPendingAgeMs,
+              entriesSent: stats.entriesSent,
+              bytesSent: stats.bytesSent,
+              batchesSent: stats.batchesSent,
+              failures: stats.failures,
+            };
+          }),
+    };
   }
 
   #kvService(): KvService {
@@ -323,4 +388,18 @@ export class PeerkvNode {
       });
     });
   }
+}
+
+/** Bytes of the SQLite file and its WAL (a file not there counts 0). */
+function databaseBytes(dbPath: string): number {
+  let bytes = 0;
+  for (const path of [dbPath, `${dbPath}-wal`]) {
+    try {
+      bytes += statSync(path).size;
+    } catch (error) {
+      // The WAL is absent between checkpoints on some platforms: that is 0 bytes, not a fault.
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
+  }
+  return bytes;
 }

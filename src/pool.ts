@@ -25,6 +25,9 @@ export interface StorePool {
   scanDigest(dbPath: string): Promise<ScanDigestResult>;
   /** Peer tasks queued or running. */
   readonly peerTasks: number;
+  /** Tasks waiting for a thread, and threads running (for metrics). */
+  readonly queuedTasks: number;
+  readonly threads: number;
   close(): Promise<void>;
 }
 
@@ -40,6 +43,8 @@ export function createStorePool(
     queueMax: limits.poolQueueMax,
     peerTasksMax: limits.poolPeerTasksMax,
   },
+  /** Told how long each task took, queueing included (for metrics). */
+  observeTaskMs: (kind: StoreTask['kind'], ms: number) => void = () => {},
 ): StorePool {
   assert.ok(options.peerTasksMax < options.queueMax, 'peers must leave room in the pool queue');
   const pool = new Piscina({
@@ -50,10 +55,18 @@ export function createStorePool(
     idleTimeout: 30_000,
     maxQueue: options.queueMax,
   });
-  const run = <T>(task: StoreTask): Promise<T> =>
-    (pool.run(task) as Promise<T>).catch((error: unknown) => {
-      throw queueFull(error) ? overloaded(error) : error;
-    });
+  const run = <T>(task: StoreTask): Promise<T> => {
+    const startedMonoMs = performance.now();
+    return (pool.run(task) as Promise<T>).then(
+      (result) => {
+        observeTaskMs(task.kind, performance.now() - startedMonoMs);
+        return result;
+      },
+      (error: unknown) => {
+        throw queueFull(error) ? overloaded(error) : error;
+      },
+    );
+  };
   let peerTasks = 0;
   return {
     rows: (task) => run<RowsResult>(task),
@@ -70,6 +83,12 @@ export function createStorePool(
     scanDigest: (dbPath) => run<ScanDigestResult>({ kind: 'scan-digest', dbPath }),
     get peerTasks() {
       return peerTasks;
+    },
+    get queuedTasks() {
+      return pool.queueSize;
+    },
+    get threads() {
+      return pool.threads.length;
     },
     close: () => pool.destroy(),
   };

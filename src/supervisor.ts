@@ -59,6 +59,8 @@ export interface SupervisorDeps {
   readonly random: () => number;
   /** Until this long after start-up, this node is the one recovering: it resyncs at once. */
   readonly startupWindowMs: number;
+  /** Told of every finished resync (for metrics); failed ones carry `error`. */
+  readonly onResyncDone?: (record: ResyncRecord) => void;
 }
 
 export class Supervisor {
@@ -228,6 +230,7 @@ export class Supervisor {
             durationMs: Math.round(performance.now() - started),
             ...report,
           };
+          this.#deps.onResyncDone?.(peer.lastResync);
           const totals = peer.resyncTotals;
           totals.runs += 1;
           totals.entriesSent += report.entriesSent;
@@ -245,6 +248,7 @@ export class Supervisor {
             durationMs: Math.round(performance.now() - started),
             error: message,
           };
+          this.#deps.onResyncDone?.(peer.lastResync);
           this.#want(peer, trigger);
           // Retry after a ping period, not at once: the peer may be failing for a while.
           peer.resyncNotBeforeMs = performance.now() + this.#deps.pingIntervalMs;

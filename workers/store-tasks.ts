@@ -42,6 +42,9 @@ export interface ScanDigestResult {
   readonly storedSums: Float64Array;
   readonly storedCounts: Float64Array;
   readonly rows: number;
+  /** Rows holding a value (not tombstones), and the highest change sequence, in the same snapshot. */
+  readonly liveRows: number;
+  readonly maxSeq: number;
 }
 
 /**
@@ -82,6 +85,7 @@ function scanDigest(db: Database.Database): ScanDigestResult {
   const computedSums = new Float64Array(BUCKETS);
   const computedCounts = new Float64Array(BUCKETS);
   let rows = 0;
+  let liveRows = 0;
   const scan = db.prepare('SELECT key, value, ts, node, bucket FROM kv');
   for (const row of scan.iterate() as Iterable<Row & { bucket: number }>) {
     const hash = entryHash(
@@ -92,7 +96,9 @@ function scanDigest(db: Database.Database): ScanDigestResult {
     computedSums[row.bucket] = addHash(computedSums[row.bucket]!, hash);
     computedCounts[row.bucket]! += 1;
     rows += 1;
+    if (row.value !== null) liveRows += 1;
   }
+  const maxSeq = (db.prepare('SELECT max(seq) FROM kv').pluck().get() as number | null) ?? 0;
   const storedSums = new Float64Array(BUCKETS);
   const storedCounts = new Float64Array(BUCKETS);
   const stored = db.prepare('SELECT id, sum, count FROM buckets').all() as {
@@ -104,7 +110,7 @@ function scanDigest(db: Database.Database): ScanDigestResult {
     storedSums[row.id] = row.sum;
     storedCounts[row.id] = row.count;
   }
-  return { computedSums, computedCounts, storedSums, storedCounts, rows };
+  return { computedSums, computedCounts, storedSums, storedCounts, rows, liveRows, maxSeq };
 }
 
 function bucketRows(

@@ -10,8 +10,10 @@ import type { Logger } from 'pino';
 import polka from 'polka';
 import { PeerkvError } from '../errors.ts';
 import { limits } from '../limits.ts';
+import type { HttpMetrics } from '../metrics/metrics.ts';
 import type { Authorizer } from '../security/authorizer.ts';
 import { guardConnections } from './connection-guard.ts';
+import { countRejection, timeRequest } from './request-metrics.ts';
 import { sendError, sendJsonText } from './respond.ts';
 import type { Request, Route, RouteExtras } from './route.ts';
 
@@ -20,7 +22,11 @@ export interface ServerOptions {
   readonly requestTimeoutMs: number;
   /** Checks each route's permission before its handler runs. */
   readonly authorizer: Authorizer;
+  readonly metrics: HttpMetrics;
 }
+
+/** Answers a request with an error, counting it when it is a refusal. */
+type Fail = (res: Response, error: unknown) => void;
 
 type Response = Parameters<Route['handler']>[1];
 /** A request before the permission check gave it its `access`. */
@@ -33,11 +39,18 @@ export interface HttpServer {
 }
 
 export function createHttpServer(routes: Route[], log: Logger, options: ServerOptions): HttpServer {
+  const fail: Fail = (res, error) => {
+    countRejection(options.metrics, error);
+    sendError(res, error, log);
+  };
   const app = polka({
-    onNoMatch: (req: Incoming, res: Response) => sendError(res, noMatch(routes, req), log),
+    onNoMatch: (req: Incoming, res: Response) => {
+      timeRequest(options.metrics, res, 'unmatched', req.method);
+      fail(res, noMatch(routes, req));
+    },
   });
   for (const route of routes) {
-    const handler = guarded(route, options.authorizer, log);
+    const handler = guarded(route, options, fail);
     app.add(route.method as never, route.pattern, handler);
     // HEAD answers like GET; node:http leaves the body out.
     if (route.method === 'GET') app.add('HEAD' as never, route.pattern, handler);
@@ -48,21 +61,19 @@ export function createHttpServer(routes: Route[], log: Logger, options: ServerOp
     { connectionsCheckingInterval: 1_000, requireHostHeader: false },
     (req, res) => {
       if (req.httpVersionMinor >= 1 && req.headers.host === undefined) {
-        sendError(
-          res,
-          new PeerkvError('BAD_REQUEST', 'HTTP/1.1 request without a Host header'),
-          log,
-        );
+        fail(res, new PeerkvError('BAD_REQUEST', 'HTTP/1.1 request without a Host header'));
         return;
       }
       app.handler(req as never, res as never);
     },
   );
   server.on('checkExpectation', (_req, res: Response) => {
+    options.metrics.rejected('invalid');
     const error = new PeerkvError('BAD_REQUEST', 'only "Expect: 100-continue" is supported');
     sendJsonText(res, 417, JSON.stringify({ error: error.message, code: 'EXPECTATION_FAILED' }));
   });
   server.on('connect', (_req, socket: Socket) => {
+    options.metrics.rejected('invalid');
     socket.on('error', () => socket.destroy());
     socket.end(
       rawJsonResponse(
@@ -76,11 +87,14 @@ export function createHttpServer(routes: Route[], log: Logger, options: ServerOp
   server.requestTimeout = options.requestTimeoutMs;
   server.headersTimeout = Math.min(limits.headersTimeoutMs, options.requestTimeoutMs);
   server.keepAliveTimeout = limits.keepAliveTimeoutMs;
-  const guard = guardConnections(server, options.connectionsMax);
+  const guard = guardConnections(server, options.connectionsMax, () =>
+    options.metrics.rejected('connections'),
+  );
   server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
     log.debug({ code: error.code }, 'client error');
+    const timedOut = error.code === 'ERR_HTTP_REQUEST_TIMEOUT';
+    options.metrics.rejected(timedOut ? 'timeout' : 'invalid');
     if (socket.writable && !socket.destroyed) {
-      const timedOut = error.code === 'ERR_HTTP_REQUEST_TIMEOUT';
       socket.end(
         timedOut
           ? rawJsonResponse(408, 'Request Timeout', 'REQUEST_TIMEOUT', 'request timed out')
@@ -127,17 +141,18 @@ export function parseQueryStrict(search: string): Record<string, string | string
   return query;
 }
 
-function guarded(route: Route, authorizer: Authorizer, log: Logger) {
+function guarded(route: Route, options: ServerOptions, fail: Fail) {
   return (incoming: Incoming, res: Response): void => {
+    timeRequest(options.metrics, res, route.pattern, incoming.method);
     try {
-      incoming.access = authorize(route, authorizer, incoming);
+      incoming.access = authorize(route, options.authorizer, incoming);
       const req = incoming as Request;
       const search = (incoming as Incoming & { search?: string | null }).search;
       req.query = search ? parseQueryStrict(search) : {};
       const result = route.handler(req, res);
-      if (result) result.catch((error: unknown) => sendError(res, error, log));
+      if (result) result.catch((error: unknown) => fail(res, error));
     } catch (error) {
-      sendError(res, error, log);
+      fail(res, error);
     }
   };
 }

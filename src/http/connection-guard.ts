@@ -13,13 +13,18 @@ export interface ConnectionGuard {
   closeWaiting(): void;
 }
 
-export function guardConnections(server: Server, connectionsMax: number): ConnectionGuard {
+export function guardConnections(
+  server: Server,
+  connectionsMax: number,
+  onRefused: () => void = () => {},
+): ConnectionGuard {
   // Sockets in arrival order; a Set keeps insertion order and O(1) removal.
   const waitingForHead = new Set<Socket>();
   let open = 0;
   server.on('connection', (socket: Socket) => {
     if (open >= connectionsMax) {
       const oldest = waitingForHead.values().next().value;
+      onRefused();
       if (oldest === undefined) {
         socket.destroy();
         return;

@@ -63,6 +63,8 @@ export interface SenderDeps {
   readonly log: Logger;
   readonly wallMs: () => number;
   readonly random: () => number;
+  /** Told the replication lag of every acknowledged batch (for metrics). */
+  readonly observeLagMs?: (lagMs: number) => void;
 }
 
 export class PeerSender {
@@ -205,7 +207,9 @@ export class PeerSender {
         this.#stats.batchesSent += 1;
         this.#stats.entriesSent += batch.count;
         this.#stats.bytesSent += Buffer.byteLength(body);
-        this.#lag.add(Math.max(0, this.#deps.wallMs() - timestampToMs(batch.oldestTimestamp)));
+        const lagMs = Math.max(0, this.#deps.wallMs() - timestampToMs(batch.oldestTimestamp));
+        this.#lag.add(lagMs);
+        this.#deps.observeLagMs?.(lagMs);
         this.#backoffMs = bounds.backoffMsMin;
         this.#advance();
         this.notify();

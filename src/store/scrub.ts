@@ -8,7 +8,14 @@ import type { StorePool } from '../pool.ts';
 import { addHash, BUCKETS, subtractHash } from './digest.ts';
 import type { KvStore } from './kv-store.ts';
 
-export async function scrubDigest(store: KvStore, pool: StorePool): Promise<number> {
+export interface ScrubResult {
+  readonly repairedBuckets: number;
+  /** Live keys in the scan's snapshot, and the last change sequence that snapshot holds. */
+  readonly liveRows: number;
+  readonly maxSeq: number;
+}
+
+export async function scrubDigest(store: KvStore, pool: StorePool): Promise<ScrubResult> {
   const scan = await pool.scanDigest(store.dbPath);
   let repaired = 0;
   for (let bucket = 0; bucket < BUCKETS; bucket += 1) {
@@ -20,5 +27,5 @@ export async function scrubDigest(store: KvStore, pool: StorePool): Promise<numb
     store.repairBucket(bucket, sum, store.digest.counts[bucket]! + countDelta);
     repaired += 1;
   }
-  return repaired;
+  return { repairedBuckets: repaired, liveRows: scan.liveRows, maxSeq: scan.maxSeq };
 }

@@ -25,7 +25,12 @@ export interface WriteQueueOptions {
   readonly commitMutationsMax: number;
   readonly queuedMutationsMax: number;
   /** Called after every commit with the mutations' results (replication hook). */
-  readonly onCommit?: (results: readonly MutationResult[]) => void;
+  /** After each commit: its mutations, their results, and how long the transaction took. */
+  readonly onCommit?: (
+    results: readonly MutationResult[],
+    mutations: readonly Mutation[],
+    commitMs: number,
+  ) => void;
 }
 
 export class WriteQueue {
@@ -106,6 +111,7 @@ export class WriteQueue {
     if (batch.length === 0) return;
     this.#queued -= batch.length;
     let results: MutationResult[];
+    const startedMonoMs = performance.now();
     try {
       results = this.#store.applyMutations(batch);
     } catch (error) {
@@ -115,7 +121,7 @@ export class WriteQueue {
     this.#commits += 1;
     for (const [index, job] of owners.entries()) job.results.push(results[index]!);
     this.#settleFinished();
-    this.#options.onCommit?.(results);
+    this.#options.onCommit?.(results, batch, performance.now() - startedMonoMs);
   }
 
   #settleFinished(): void {

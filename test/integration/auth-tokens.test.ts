@@ -52,6 +52,7 @@ const ROUTES: readonly RouteCase[] = [
   { name: 'PUT /kv/k', permission: 'write', method: 'PUT', path: '/kv/k', json: 'v' },
   { name: 'DELETE /kv/k', permission: 'write', method: 'DELETE', path: '/kv/k' },
   { name: 'GET /cluster', permission: 'admin', method: 'GET', path: '/cluster' },
+  { name: 'GET /metrics', permission: 'admin', method: 'GET', path: '/metrics' },
   {
     name: 'POST /replicate (seed shape)',
     permission: 'peer',
@@ -100,10 +101,15 @@ describe('client tokens on a node with --auth-file', () => {
   const one = useOneNode({ extraArgs: ['--auth-file', authFile] });
   const all = () => bearer(token('all'));
 
-  test('/ping stays open', async () => {
+  test('/ping, /healthz and /readyz stay open', async () => {
     const answer = await getJson(`${one.url}/ping`);
     assert.equal(answer.status, 200);
     assert.equal(answer.text, '{"message":"pong"}');
+    assert.equal((await getJson(`${one.url}/healthz`)).status, 200);
+    await waitFor(async () => (await getJson(`${one.url}/readyz`)).status === 200, {
+      timeoutMs: 10_000,
+      message: '/readyz 200 without a token',
+    });
   });
 
   test('every other route answers 401 UNAUTHENTICATED without a token, and with an unknown one', async () => {

@@ -1,0 +1,320 @@
+/**
+ * The node's Prometheus metrics (prom-client), one registry per node, made in
+ * the wiring (src/node.ts) and handed to components as the small interfaces
+ * below — never a module-level singleton. Event counts are pushed by the
+ * components (requests, commits, lag, resyncs, pool tasks, rejections); state
+ * (keys, file size, peers) is sampled from a probe when Prometheus scrapes.
+ */
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+/**
+ * Why a request was refused, for `peerkv_rejected_requests_total{reason}`.
+ * `auth`: no or wrong credentials; `limits`: a size bound; `overload`: a full
+ * queue; `timeout`: too slow; `invalid`: malformed; `connections`: the
+ * connection bound; `unavailable`: shutting down or not ready.
+ */
+export type RejectReason =
+  | 'auth'
+  | 'limits'
+  | 'overload'
+  | 'timeout'
+  | 'invalid'
+  | 'connections'
+  | 'unavailable';
+
+/** What the HTTP layer reports. */
+export interface HttpMetrics {
+  observeRequest(route: string, method: string, status: number, seconds: number): void;
+  rejected(reason: RejectReason): void;
+}
+
+/** One resync's outcome, for the resync metrics. */
+export interface ResyncOutcome {
+  readonly trigger: string;
+  readonly result: string;
+  readonly seconds: number;
+  readonly entriesSent: number;
+  readonly entriesReceived: number;
+  readonly bytesSent: number;
+  readonly bytesReceived: number;
+}
+
+/** A peer's state when scraped; the counters are the sender's running totals. */
+export interface PeerSample {
+  readonly peer: string;
+  readonly up: boolean;
+  readonly clockOffsetMs: number | null;
+  readonly pendingChanges: number;
+  readonly oldestPendingAgeMs: number | null;
+  readonly entriesSent: number;
+  readonly bytesSent: number;
+  readonly batchesSent: number;
+  readonly failures: number;
+}
+
+/** The node's state, read at each scrape (each call cheap: no scan of the store). */
+export interface NodeProbe {
+  liveKeys(): number;
+  tombstones(): number;
+  databaseBytes(): number;
+  writeQueueMutations(): number;
+  poolQueuedTasks(): number;
+  poolThreads(): number;
+  ready(): boolean;
+  peers(): readonly PeerSample[];
+}
+
+const GAUGES_NAMED_TOTAL = [
+  'nodejs_active_handles_total',
+  'nodejs_active_requests_total',
+  'nodejs_active_resources_total',
+];
+const SECONDS_BUCKETS = [
+  0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+];
+const LAG_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
+const RESYNC_BUCKETS = [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800];
+const COMMIT_SIZE_BUCKETS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000];
+
+export class Metrics implements HttpMetrics {
+  readonly registry = new Registry();
+  readonly #requests: Histogram<'route' | 'method' | 'status'>;
+  readonly #rejections: Counter<'reason'>;
+  readonly #commitMutations: Histogram;
+  readonly #commitSeconds: Histogram;
+  readonly #lagSeconds: Histogram<'peer'>;
+  readonly #resyncs: Counter<'trigger' | 'result'>;
+  readonly #resyncEntries: Counter<'direction'>;
+  readonly #resyncBytes: Counter<'direction'>;
+  readonly #resyncSeconds: Histogram<'result'>;
+  readonly #poolTaskSeconds: Histogram<'task'>;
+
+  constructor(nodeId: string) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 20 });
+    // Gauges named like counters (promtool refuses them); nodejs_active_* without _total stay.
+    for (const name of GAUGES_NAMED_TOTAL) this.registry.removeSingleMetric(name);
+    new Gauge({
+      name: 'peerkv_node_info',
+      help: 'Always 1; the node id is a label',
+      labelNames: ['node_id'],
+      registers,
+    }).set({ node_id: nodeId }, 1);
+    this.#requests = new Histogram({
+      name: 'peerkv_http_request_duration_seconds',
+      help: 'HTTP requests by route pattern, method and status, and how long they took',
+      labelNames: ['route', 'method', 'status'],
+      buckets: SECONDS_BUCKETS,
+      registers,
+    });
+    this.#rejections = new Counter({
+      name: 'peerkv_rejected_requests_total',
+      help: 'Requests refused, by reason (auth, limits, overload, timeout, invalid, connections, unavailable)',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.#commitMutations = new Histogram({
+      name: 'peerkv_commit_mutations',
+      help: 'Mutations per group commit (one SQLite transaction)',
+      buckets: COMMIT_SIZE_BUCKETS,
+      registers,
+    });
+    this.#commitSeconds = new Histogram({
+      name: 'peerkv_commit_duration_seconds',
+      help: 'Time of one group commit, fsync included',
+      buckets: SECONDS_BUCKETS,
+      registers,
+    });
+    this.#lagSeconds = new Histogram({
+      name: 'peerkv_replication_lag_seconds',
+      help: 'Age of the oldest change of a batch when the peer acknowledged it',
+      labelNames: ['peer'],
+      buckets: LAG_BUCKETS,
+      registers,
+    });
+    this.#resyncs = new Counter({
+      name: 'peerkv_resyncs_total',
+      help: 'Digest resyncs run by this node, by trigger and result',
+      labelNames: ['trigger', 'result'],
+      registers,
+    });
+    this.#resyncEntries = new Counter({
+      name: 'peerkv_resync_entries_total',
+      help: 'Entries moved by resyncs, by direction (sent, received)',
+      labelNames: ['direction'],
+      registers,
+    });
+    this.#resyncBytes = new Counter({
+      name: 'peerkv_resync_bytes_total',
+      help: 'Bytes moved by resyncs, by direction (sent, received)',
+      labelNames: ['direction'],
+      registers,
+    });
+    this.#resyncSeconds = new Histogram({
+      name: 'peerkv_resync_duration_seconds',
+      help: 'Time of one resync, by result',
+      labelNames: ['result'],
+      buckets: RESYNC_BUCKETS,
+      registers,
+    });
+    this.#poolTaskSeconds = new Histogram({
+      name: 'peerkv_pool_task_duration_seconds',
+      help: 'Time of one worker-pool task, queueing included, by task',
+      labelNames: ['task'],
+      buckets: SECONDS_BUCKETS,
+      registers,
+    });
+  }
+
+  observeRequest(route: string, method: string, status: number, seconds: number): void {
+    this.#requests.observe({ route, method, status: String(status) }, seconds);
+  }
+
+  rejected(reason: RejectReason): void {
+    this.#rejections.inc({ reason });
+  }
+
+  observeCommit(mutations: number, seconds: number): void {
+    this.#commitMutations.observe(mutations);
+    this.#commitSeconds.observe(seconds);
+  }
+
+  observeReplicationLag(peer: string, seconds: number): void {
+    this.#lagSeconds.observe({ peer }, seconds);
+  }
+
+  observeResync(outcome: ResyncOutcome): void {
+    this.#resyncs.inc({ trigger: outcome.trigger, result: outcome.result });
+    this.#resyncSeconds.observe({ result: outcome.result }, outcome.seconds);
+    this.#resyncEntries.inc({ direction: 'sent' }, outcome.entriesSent);
+    this.#resyncEntries.inc({ direction: 'received' }, outcome.entriesReceived);
+    this.#resyncBytes.inc({ direction: 'sent' }, outcome.bytesSent);
+    this.#resyncBytes.inc({ direction: 'received' }, outcome.bytesReceived);
+  }
+
+  observePoolTask(task: string, seconds: number): void {
+    this.#poolTaskSeconds.observe({ task }, seconds);
+  }
+
+  /** Registers the gauges and counters sampled from `probe` at each scrape. */
+  sample(probe: NodeProbe): void {
+    sampleNode(this.registry, probe);
+    samplePeers(this.registry, probe);
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+}
+
+function gauge(registry: Registry, name: string, help: string, read: () => number): void {
+  new Gauge({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      this.set(read());
+    },
+  });
+}
+
+function sampleNode(registry: Registry, probe: NodeProbe): void {
+  gauge(registry, 'peerkv_keys', 'Live keys stored', () => probe.liveKeys());
+  gauge(registry, 'peerkv_tombstones', 'Deleted keys kept as versioned tombstones', () =>
+    probe.tombstones(),
+  );
+  gauge(registry, 'peerkv_database_bytes', 'Size of the SQLite file and its WAL', () =>
+    probe.databaseBytes(),
+  );
+  gauge(registry, 'peerkv_write_queue_mutations', 'Mutations waiting for the writer', () =>
+    probe.writeQueueMutations(),
+  );
+  gauge(registry, 'peerkv_pool_queued_tasks', 'Worker-pool tasks waiting for a thread', () =>
+    probe.poolQueuedTasks(),
+  );
+  gauge(registry, 'peerkv_pool_threads', 'Worker-pool threads running', () => probe.poolThreads());
+  gauge(registry, 'peerkv_ready', '1 when /readyz answers 200', () => (probe.ready() ? 1 : 0));
+}
+
+type PeerGaugeRead = (sample: PeerSample) => number | null;
+
+function samplePeers(registry: Registry, probe: NodeProbe): void {
+  const gauges: [string, string, PeerGaugeRead][] = [
+    ['peerkv_peer_up', '1 when the last ping of the peer succeeded', (s) => (s.up ? 1 : 0)],
+    [
+      'peerkv_peer_clock_offset_seconds',
+      "The peer's clock minus ours, from the last ping",
+      (s) => (s.clockOffsetMs === null ? null : s.clockOffsetMs / 1000),
+    ],
+    [
+      'peerkv_peer_pending_changes',
+      'Changes the peer has not acknowledged',
+      (s) => s.pendingChanges,
+    ],
+    [
+      'peerkv_peer_oldest_pending_age_seconds',
+      'Age of the oldest change the peer has not acknowledged',
+      (s) => (s.oldestPendingAgeMs === null ? 0 : s.oldestPendingAgeMs / 1000),
+    ],
+  ];
+  for (const [name, help, read] of gauges) {
+    new Gauge({
+      name,
+      help,
+      labelNames: ['peer'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const sample of probe.peers()) {
+          const value = read(sample);
+          if (value !== null) this.set({ peer: sample.peer }, value);
+        }
+      },
+    });
+  }
+  const counters: [string, string, (s: PeerSample) => number][] = [
+    [
+      'peerkv_replication_sent_entries_total',
+      'Entries the peer acknowledged',
+      (s) => s.entriesSent,
+    ],
+    [
+      'peerkv_replication_sent_bytes_total',
+      'Bytes of batches the peer acknowledged',
+      (s) => s.bytesSent,
+    ],
+    ['peerkv_replication_batches_total', 'Batches the peer acknowledged', (s) => s.batchesSent],
+    ['peerkv_replication_failures_total', 'Failed pushes to the peer', (s) => s.failures],
+  ];
+  for (const [name, help, read] of counters) peerCounter(registry, probe, name, help, read);
+}
+
+/** A counter mirrored from a running total: each scrape adds what the total grew by. */
+function peerCounter(
+  registry: Registry,
+  probe: NodeProbe,
+  name: string,
+  help: string,
+  read: (sample: PeerSample) => number,
+): void {
+  const seen = new Map<string, number>();
+  new Counter({
+    name,
+    help,
+    labelNames: ['peer'],
+    registers: [registry],
+    collect() {
+      for (const sample of probe.peers()) {
+        const total = read(sample);
+        const delta = total - (seen.get(sample.peer) ?? 0);
+        seen.set(sample.peer, total);
+        if (delta > 0) this.inc({ peer: sample.peer }, delta);
+        else if (delta === 0) this.inc({ peer: sample.peer }, 0);
+      }
+    },
+  });
+}
