@@ -10,6 +10,7 @@ import { ConfigError } from './errors.ts';
 import { limits, MiB } from './limits.ts';
 import { LOG_LEVELS, type LogLevel } from './log.ts';
 import { parseClusterSecret, type SecuritySources } from './security/load-security.ts';
+import type { TlsSources } from './security/tls.ts';
 
 const NODE_FLAGS = [
   'port',
@@ -27,6 +28,10 @@ const NODE_FLAGS = [
   'anti-entropy',
   'auth-file',
   'cluster-secret-file',
+  'tls-cert',
+  'tls-key',
+  'tls-ca',
+  'tls-verify-peers',
 ] as const;
 
 export const NODE_USAGE = `Usage: peerkv node --port <port> [options]
@@ -49,6 +54,11 @@ export const NODE_USAGE = `Usage: peerkv node --port <port> [options]
                            peer routes then need it, and calls to peers send it
   --auth-file <path>       client tokens (JSON, SHA-256 of each token; see
                            "peerkv token create"); client routes then need a token
+  --tls-cert <path>        serve HTTPS with this certificate (PEM; with --tls-key)
+  --tls-key <path>         the certificate's private key (PEM)
+  --tls-ca <path>          CA (PEM) trusted for https:// peers (else the system CAs)
+  --tls-verify-peers       mutual TLS: present our certificate to peers, and accept
+                           peer routes only from certificates the --tls-ca signed
   --help                   show this help
 `;
 
@@ -91,6 +101,7 @@ export function parseNodeArgs(
     ),
     clockSkewMsMax: parseInteger(args['max-clock-skew-ms'], 'max-clock-skew-ms', 1000, 86_400_000),
     security: parseSecuritySources(args, env, peers.length),
+    tls: parseTlsSources(args, peers),
     clockOffsetMs: parseClockOffset(env.PEERKV_CLOCK_OFFSET_MS),
   };
 }
@@ -120,6 +131,32 @@ function parseSecuritySources(
     throw new ConfigError(
       '--auth-file with --peers needs a cluster secret too (--cluster-secret-file or PEERKV_CLUSTER_SECRET), or the peer routes would stay open',
     );
+  }
+  return sources;
+}
+
+function parseTlsSources(
+  args: Partial<Record<(typeof NODE_FLAGS)[number], string>>,
+  peers: readonly string[],
+): TlsSources {
+  const verify = args['tls-verify-peers'];
+  if (verify !== undefined && verify !== '' && verify !== 'true') {
+    throw new ConfigError('--tls-verify-peers takes no value');
+  }
+  const sources: TlsSources = {
+    certFile: nonEmptyPath(args['tls-cert'], 'tls-cert'),
+    keyFile: nonEmptyPath(args['tls-key'], 'tls-key'),
+    caFile: nonEmptyPath(args['tls-ca'], 'tls-ca'),
+    verifyPeers: verify !== undefined,
+  };
+  if ((sources.certFile === null) !== (sources.keyFile === null)) {
+    throw new ConfigError('--tls-cert and --tls-key go together');
+  }
+  if (sources.verifyPeers && (sources.certFile === null || sources.caFile === null)) {
+    throw new ConfigError('--tls-verify-peers needs --tls-cert, --tls-key and --tls-ca');
+  }
+  if (sources.verifyPeers && peers.some((peer) => peer.startsWith('http:'))) {
+    throw new ConfigError('--tls-verify-peers needs https:// peers');
   }
   return sources;
 }
@@ -202,7 +239,7 @@ function parsePeers(text: string, host: string, port: number): string[] {
       throw new ConfigError(`--peers: "${raw}" is not a URL (expected e.g. http://127.0.0.1:8002)`);
     }
     if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname === '') {
-      throw new ConfigError(`--peers: "${raw}" must be an http:// URL with a host`);
+      throw new ConfigError(`--peers: "${raw}" must be an http:// or https:// URL with a host`);
     }
     if ((url.pathname !== '/' && url.pathname !== '') || url.search !== '' || url.hash !== '') {
       throw new ConfigError(`--peers: "${raw}" must be a base URL without a path`);

@@ -1,5 +1,6 @@
 import type { LogLevel } from './log.ts';
 import type { SecuritySources } from './security/load-security.ts';
+import type { TlsSources } from './security/tls.ts';
 import type { SyncLevel } from './store/open-database.ts';
 
 /** A node's validated configuration (see src/cli.ts for the flags). */
@@ -21,6 +22,8 @@ export interface NodeConfig {
   readonly clockSkewMsMax: number;
   /** Where the cluster secret and client tokens come from (loaded at start and on SIGHUP). */
   readonly security: SecuritySources;
+  /** TLS files (loaded at start and on SIGHUP); none: plain HTTP. */
+  readonly tls: TlsSources;
   /** Test-only: added to the wall clock (env PEERKV_CLOCK_OFFSET_MS). */
   readonly clockOffsetMs: number;
 }

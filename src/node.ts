@@ -4,14 +4,13 @@
  * Nothing else starts or stops the pieces.
  */
 import { statSync } from 'node:fs';
-import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { HybridClock } from './clock.ts';
 import type { NodeConfig } from './config.ts';
 import { ConfigError } from './errors.ts';
-import { createHttpServer, type HttpServer } from './http/app.ts';
+import { createHttpServer, type HttpServer, type Server } from './http/app.ts';
 import { BodyBudget } from './http/body-budget.ts';
 import { type KvService, kvRoutes } from './http/kv-routes.ts';
 import { opsRoutes } from './http/ops-routes.ts';
@@ -24,6 +23,7 @@ import { PeerClient } from './replication/peer-client.ts';
 import { PeerSender } from './replication/peer-sender.ts';
 import { Authorizer } from './security/authorizer.ts';
 import { loadSecurity } from './security/load-security.ts';
+import { loadTls, peerConnector, serverTlsOptions, type TlsMaterial } from './security/tls.ts';
 import { KvStore } from './store/kv-store.ts';
 import { scrubDigest } from './store/scrub.ts';
 import type { MutationResult } from './store/types.ts';
@@ -45,6 +45,9 @@ export class PeerkvNode {
   readonly #authorizer: Authorizer;
   readonly #metrics: Metrics;
   readonly #liveKeys = new LiveKeyCounter();
+  /** The TLS files in force (reloaded on SIGHUP), and whether the port serves HTTPS. */
+  #tls: TlsMaterial;
+  readonly #https: boolean;
   #stopping = false;
   /** Why the node is not ready yet (see /readyz), or null. */
   #notReady: string | null = 'start-up digest check running';
@@ -54,9 +57,11 @@ export class PeerkvNode {
     this.#log = log;
     this.#authorizer = new Authorizer(loadSecurity(config.security), {
       log: log.child({ component: 'auth' }),
-      peerCertificateRequired: false,
+      peerCertificateRequired: config.tls.verifyPeers,
       monoMs: () => performance.now(),
     });
+    this.#tls = loadTls(config.tls);
+    this.#https = this.#tls.cert !== null;
     this.#wallMs = () => Date.now() + config.clockOffsetMs;
     this.store = new KvStore(config.dataDir, config.sync, new HybridClock(this.#wallMs));
     const metrics = new Metrics(this.store.nodeId);
@@ -112,6 +117,7 @@ export class PeerkvNode {
       requestTimeoutMs: config.requestTimeoutMs,
       authorizer: this.#authorizer,
       metrics,
+      tls: this.#https ? serverTlsOptions(this.#tls, config.tls) : null,
     });
   }
 
@@ -172,8 +178,14 @@ export class PeerkvNode {
    */
   reload(): void {
     try {
-      this.#authorizer.replace(loadSecurity(this.#config.security));
-      this.#log.info('secrets reloaded');
+      const security = loadSecurity(this.#config.security);
+      const tls = loadTls(this.#config.tls);
+      if (this.#https !== (tls.cert !== null))
+        throw new ConfigError('TLS cannot be turned on or off by a reload');
+      this.#authorizer.replace(security);
+      if (this.#https) this.#http.setTls(serverTlsOptions(tls, this.#config.tls));
+      this.#tls = tls;
+      this.#log.info({ tls: this.#https }, 'secrets and certificates reloaded');
     } catch (error) {
       const reason = error instanceof ConfigError ? error.message : String(error);
       this.#log.error({ reason }, 'reload failed; the previous secrets stay in force');
@@ -199,6 +211,10 @@ export class PeerkvNode {
       valueBytesMax: this.#config.valueBytesMax,
       connections: replicationLimits.peerConnections,
       authorization: () => this.#authorizer.peerAuthorization(),
+      // Built per connection from the files in force, so a reload reaches new connections.
+      connect: url.startsWith('https:')
+        ? () => peerConnector(this.#tls, this.#config.timeoutMs)
+        : undefined,
     });
     const sender = new PeerSender({
       store: this.store,
@@ -346,7 +362,7 @@ export class PeerkvNode {
     return {
       node: {
         nodeId: this.store.nodeId,
-        url: `http://${this.#config.host}:${this.port}`,
+        url: `${this.#https ? 'https' : 'http'}://${this.#config.host}:${this.port}`,
         uptimeMs: Date.now() - this.#startedMs,
         seq: this.store.seq,
         entries: this.store.digest.entryCount(),

@@ -4,7 +4,8 @@
  * with the wrong method. The node:http server carries the timeouts and the
  * connection bound that keep slow clients from starving the node.
  */
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import polka from 'polka';
@@ -12,6 +13,7 @@ import { PeerkvError } from '../errors.ts';
 import { limits } from '../limits.ts';
 import type { HttpMetrics } from '../metrics/metrics.ts';
 import type { Authorizer } from '../security/authorizer.ts';
+import type { ServerTlsOptions } from '../security/tls.ts';
 import { guardConnections } from './connection-guard.ts';
 import { countRejection, timeRequest } from './request-metrics.ts';
 import { sendError, sendJsonText } from './respond.ts';
@@ -23,7 +25,12 @@ export interface ServerOptions {
   /** Checks each route's permission before its handler runs. */
   readonly authorizer: Authorizer;
   readonly metrics: HttpMetrics;
+  /** Serve HTTPS with these (src/security/tls.ts); null: plain HTTP. */
+  readonly tls: ServerTlsOptions | null;
 }
+
+/** The node's server: node:http, or node:https when TLS is on. */
+export type Server = ReturnType<typeof createServer> | ReturnType<typeof createHttpsServer>;
 
 /** Answers a request with an error, counting it when it is a refusal. */
 type Fail = (res: Response, error: unknown) => void;
@@ -34,6 +41,8 @@ type Incoming = IncomingMessage & Partial<RouteExtras>;
 
 export interface HttpServer {
   readonly server: Server;
+  /** Swaps in reloaded certificates (SIGHUP); connections already open keep theirs. */
+  setTls(tls: ServerTlsOptions): void;
   /** Closes connections that have not sent a request yet (for shutdown). */
   closeWaitingConnections(): void;
 }
@@ -55,18 +64,29 @@ export function createHttpServer(routes: Route[], log: Logger, options: ServerOp
     // HEAD answers like GET; node:http leaves the body out.
     if (route.method === 'GET') app.add('HEAD' as never, route.pattern, handler);
   }
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+    if (req.httpVersionMinor >= 1 && req.headers.host === undefined) {
+      fail(res, new PeerkvError('BAD_REQUEST', 'HTTP/1.1 request without a Host header'));
+      return;
+    }
+    app.handler(req as never, res as never);
+  };
   // Timeouts are checked every second (Node's default is every 30 s).
   // A missing Host header is answered by our own JSON 404/400 path, not Node's empty 400.
-  const server = createServer(
-    { connectionsCheckingInterval: 1_000, requireHostHeader: false },
-    (req, res) => {
-      if (req.httpVersionMinor >= 1 && req.headers.host === undefined) {
-        fail(res, new PeerkvError('BAD_REQUEST', 'HTTP/1.1 request without a Host header'));
-        return;
-      }
-      app.handler(req as never, res as never);
-    },
-  );
+  const httpOptions = { connectionsCheckingInterval: 1_000, requireHostHeader: false };
+  const server: Server =
+    options.tls === null
+      ? createServer(httpOptions, onRequest)
+      : createHttpsServer(
+          { ...httpOptions, ...options.tls, handshakeTimeout: limits.headersTimeoutMs },
+          onRequest,
+        );
+  if (options.tls !== null) {
+    server.on('tlsClientError', (error: NodeJS.ErrnoException) => {
+      options.metrics.rejected('invalid');
+      log.debug({ code: error.code }, 'tls handshake failed');
+    });
+  }
   server.on('checkExpectation', (_req, res: Response) => {
     options.metrics.rejected('invalid');
     const error = new PeerkvError('BAD_REQUEST', 'only "Expect: 100-continue" is supported');
@@ -87,8 +107,12 @@ export function createHttpServer(routes: Route[], log: Logger, options: ServerOp
   server.requestTimeout = options.requestTimeoutMs;
   server.headersTimeout = Math.min(limits.headersTimeoutMs, options.requestTimeoutMs);
   server.keepAliveTimeout = limits.keepAliveTimeoutMs;
-  const guard = guardConnections(server, options.connectionsMax, () =>
-    options.metrics.rejected('connections'),
+  // With TLS a request's socket is the TLS socket, so connections are counted once secure.
+  const guard = guardConnections(
+    server,
+    options.tls === null ? 'connection' : 'secureConnection',
+    options.connectionsMax,
+    () => options.metrics.rejected('connections'),
   );
   server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
     log.debug({ code: error.code }, 'client error');
@@ -102,7 +126,13 @@ export function createHttpServer(routes: Route[], log: Logger, options: ServerOp
       );
     } else socket.destroy();
   });
-  return { server, closeWaitingConnections: () => guard.closeWaiting() };
+  return {
+    server,
+    setTls: (tls) => {
+      if ('setSecureContext' in server) server.setSecureContext(tls);
+    },
+    closeWaitingConnections: () => guard.closeWaiting(),
+  };
 }
 
 /** A whole HTTP/1.1 error response, for sockets that never reached a handler. */

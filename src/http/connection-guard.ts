@@ -6,6 +6,7 @@
  * refused. Header and request timeouts (src/http/app.ts) close the rest.
  */
 import type { Server } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 
 export interface ConnectionGuard {
@@ -14,14 +15,16 @@ export interface ConnectionGuard {
 }
 
 export function guardConnections(
-  server: Server,
+  server: Server | HttpsServer,
+  /** `secureConnection` for a TLS server: its requests' sockets are the TLS sockets. */
+  connectionEvent: 'connection' | 'secureConnection',
   connectionsMax: number,
   onRefused: () => void = () => {},
 ): ConnectionGuard {
   // Sockets in arrival order; a Set keeps insertion order and O(1) removal.
   const waitingForHead = new Set<Socket>();
   let open = 0;
-  server.on('connection', (socket: Socket) => {
+  server.on(connectionEvent, (socket: Socket) => {
     if (open >= connectionsMax) {
       const oldest = waitingForHead.values().next().value;
       onRefused();

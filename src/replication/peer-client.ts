@@ -5,7 +5,7 @@
  * honestly hold (src/limits.ts `peerResponseBytesMax`). A ping's body is
  * drained up to a few KiB and never parsed: only its headers are used.
  */
-import { Pool } from 'undici';
+import { type buildConnector, Pool } from 'undici';
 import { peerResponseBytesMax, replicationLimits } from '../limits.ts';
 import { NODE_ID_PATTERN } from '../version.ts';
 
@@ -32,6 +32,8 @@ export interface PeerClientOptions {
   readonly connections: number;
   /** The Authorization header every call carries (the cluster secret), read per call. */
   readonly authorization: () => string | undefined;
+  /** For https:// peers: the connector of the TLS files in force (CA, our certificate). */
+  readonly connect?: (() => buildConnector.connector) | undefined;
 }
 
 export class PeerClient {
@@ -49,6 +51,7 @@ export class PeerClient {
       headersTimeout: options.timeoutMs,
       bodyTimeout: options.timeoutMs,
       keepAliveTimeout: 4_000,
+      ...(options.connect === undefined ? {} : { connect: connectWith(options.connect) }),
     });
   }
 
@@ -163,4 +166,9 @@ function describe(error: unknown): string {
     return code ? `${code} ${error.message}` : error.message;
   }
   return String(error);
+}
+
+/** A connector that asks for the current one at each new connection (certificates reload). */
+function connectWith(current: () => buildConnector.connector): buildConnector.connector {
+  return (options, callback) => current()(options, callback);
 }

@@ -127,8 +127,11 @@ describe('a cluster sharing a --cluster-secret-file', () => {
     assert.equal(refusedLines(cluster.node(0).logPath), 1);
   });
 
-  test('the secret shows in no log and in no /cluster answer', async () => {
+  test('the secret shows in no log, no /cluster answer and no command line (ps)', async () => {
     for (const node of [...cluster.nodes, wrong]) {
+      const cmdline = fs.readFileSync(`/proc/${node.pid}/cmdline`, 'utf8');
+      assert.ok(cmdline.includes('--port'), 'read the node command line');
+      assert.ok(!cmdline.includes(secret) && !cmdline.includes(wrongSecret));
       const status = await getJson(`${node.url}/cluster`);
       assert.equal(status.status, 200);
       assert.ok(!status.text.includes(secret) && !status.text.includes(wrongSecret));

@@ -36,6 +36,7 @@ describe('operator routes', () => {
       requestTimeoutMs: 5_000,
       authorizer,
       metrics,
+      tls: null,
     });
     await new Promise<void>((resolve) => http.server.listen(0, '127.0.0.1', resolve));
     url = `http://127.0.0.1:${(http.server.address() as AddressInfo).port}`;

@@ -101,6 +101,29 @@ describe('secret', () => {
     }
   });
 
+  test('takes as long for a near miss as for a far one (coarse, medians of interleaved batches)', () => {
+    const value = 'f'.repeat(64);
+    const secret = new Secret(value);
+    const near = `${value.slice(0, -1)}e`;
+    const far = `0${value.slice(1)}`;
+    const batchMs = (candidate: string) => {
+      const started = performance.now();
+      for (let i = 0; i < 2_000; i += 1) secret.matches(candidate);
+      return performance.now() - started;
+    };
+    const nearMs: number[] = [];
+    const farMs: number[] = [];
+    for (let round = 0; round < 15; round += 1) {
+      nearMs.push(batchMs(near));
+      farMs.push(batchMs(far));
+    }
+    const median = (list: number[]) =>
+      [...list].sort((a, b) => a - b)[Math.floor(list.length / 2)]!;
+    const ratio = median(nearMs) / median(farMs);
+    // Hash-then-compare costs the same for both; an early-exit compare would stop at once on far.
+    assert.ok(ratio > 0.5 && ratio < 2, `near/far time ratio ${ratio.toFixed(2)}`);
+  });
+
   test('a cluster secret must be printable ASCII of 16 to 1024 characters', () => {
     assert.equal(parseClusterSecret('0123456789abcdef\n', 'f').reveal(), '0123456789abcdef');
     for (const text of ['short', 'with space inside!!', 'é'.repeat(20), 'x'.repeat(1025)]) {
