@@ -320,7 +320,11 @@ export class PeerkvNode {
       get: (key) => store.get(key),
       list: (prefix, after, limit) => store.list(prefix, after, limit),
       write: async (key, valueJson): Promise<MutationResult> => {
-        const [result] = await this.writes.submit([{ kind: 'local', key, valueJson }]);
+        // A lone node need not remember deleting a key it never held (see Mutation).
+        const tombstoneIfAbsent = this.peers.length > 0;
+        const [result] = await this.writes.submit([
+          { kind: 'local', key, valueJson, tombstoneIfAbsent },
+        ]);
         return result!;
       },
       writeRoom: () => this.writes.room,

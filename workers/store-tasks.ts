@@ -118,7 +118,7 @@ function bucketRows(
   task: Extract<StoreTask, { kind: 'bucket-rows' }>,
 ): RowsResult {
   const select = db.prepare(
-    'SELECT key, value, ts, node FROM kv WHERE bucket = ? AND key > ? ORDER BY key LIMIT ?',
+    'SELECT key, value, ts, node, hash FROM kv WHERE bucket = ? AND key > ? ORDER BY key LIMIT ?',
   );
   const parts: string[] = [];
   let bytes = 0;
@@ -128,7 +128,7 @@ function bucketRows(
     let after = task.after && index === startIndex ? task.after.key : '';
     for (;;) {
       const room = task.rowsMax - parts.length;
-      const rows = select.all(bucket, after, Math.min(room, 1000)) as Row[];
+      const rows = select.all(bucket, after, Math.min(room, 1000)) as (Row & { hash: number })[];
       for (const row of rows) {
         const json = rowJson(row, task.withValues);
         parts.push(json);

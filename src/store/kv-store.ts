@@ -5,10 +5,12 @@
  * by src/store/write-queue.ts) and keeps the bucket digest and the change
  * sequence up to date in the same transaction.
  */
+import assert from 'node:assert/strict';
 import type Database from 'better-sqlite3';
 import type { HybridClock } from '../clock.ts';
-import { compareVersions, formatVersion, type Version } from '../version.ts';
+import { formatVersion, type Version } from '../version.ts';
 import { BucketDigest, bucketOf, entryHash } from './digest.ts';
+import { compareMergeOrder } from './merge-order.ts';
 import { databasePath, openDatabase, type SyncLevel } from './open-database.ts';
 import type { Change, Entry, Mutation, MutationResult } from './types.ts';
 
@@ -64,12 +66,21 @@ export class KvStore {
     return row && toEntry(row);
   }
 
-  /** Live keys in key order, from `after` (exclusive), with a prefix. */
+  /**
+   * Live keys in key order, from `after` (exclusive), with a prefix. The range
+   * is cut at the prefix's successor and read from the live-key index, so
+   * tombstones and keys past the prefix are never walked.
+   */
   list(prefix: string, after: string, limit: number): Entry[] {
-    const rows = this.#statements.list.all(prefix, after, limit) as StoredRow[];
+    const to = prefixSuccessor(prefix);
+    const rows = (
+      to === undefined
+        ? this.#statements.listOpen.all(prefix, after, limit)
+        : this.#statements.listBounded.all(prefix, after, to, limit)
+    ) as StoredRow[];
     const entries: Entry[] = [];
     for (const row of rows) {
-      if (!row.key.startsWith(prefix)) break;
+      assert.ok(row.key.startsWith(prefix), 'a listed key carries the prefix');
       entries.push(toEntry(row));
     }
     return entries;
@@ -151,22 +162,33 @@ export class KvStore {
     let version: Version;
     let valueJson: string | null;
     let source: string;
+    let hash: number;
     if (mutation.kind === 'local') {
+      if (!existing && mutation.valueJson === null && mutation.tombstoneIfAbsent === false) {
+        // Nothing to delete and nobody to tell: stamp the answer, store nothing.
+        return {
+          applied: false,
+          version: { timestamp: this.#clock.now(), nodeId: this.nodeId },
+          existed: false,
+        };
+      }
       if (existingVersion) this.#clock.observe(existingVersion.timestamp);
       version = { timestamp: this.#clock.now(), nodeId: this.nodeId };
       valueJson = mutation.valueJson;
       source = this.nodeId;
+      hash = entryHash(key, formatVersion(version), valueJson);
     } else {
       this.#clock.observe(mutation.entry.version.timestamp);
-      if (existingVersion && compareVersions(existingVersion, mutation.entry.version) >= 0) {
-        return { applied: false, version: existingVersion, existed: existing.live === 1 };
-      }
       version = mutation.entry.version;
       valueJson = mutation.entry.valueJson;
       source = mutation.sourceNodeId;
+      hash = entryHash(key, formatVersion(version), valueJson);
+      const kept = existingVersion && { version: existingVersion, hash: existing.hash };
+      if (kept && compareMergeOrder(kept, { version, hash }) >= 0) {
+        return { applied: false, version: kept.version, existed: existing.live === 1 };
+      }
     }
     const bucket = existing ? existing.bucket : bucketOf(key);
-    const hash = entryHash(key, formatVersion(version), valueJson);
     this.#seq += 1;
     this.#statements.upsert.run(
       key,
@@ -184,6 +206,30 @@ export class KvStore {
   }
 }
 
+/** The listing query; `value IS NOT NULL` lets SQLite use the partial index kv_live. */
+export const LIST_SQL =
+  'SELECT key, value, ts, node FROM kv INDEXED BY kv_live WHERE key >= ? AND key > ? %UPPER% AND value IS NOT NULL ORDER BY key LIMIT ?';
+
+const CODE_POINT_MAX = 0x10ffff;
+
+/**
+ * The least string above every string that starts with `prefix`, in code
+ * point order (which is UTF-8 byte order, SQLite's BINARY collation): the last
+ * code point that can grow grows by one and what follows it is dropped.
+ * Undefined when there is none (empty prefix, or only U+10FFFF).
+ */
+export function prefixSuccessor(prefix: string): string | undefined {
+  const points = [...prefix].map((char) => char.codePointAt(0)!);
+  while (points.length > 0) {
+    const last = points.pop()!;
+    if (last === CODE_POINT_MAX) continue;
+    // Surrogates are not characters (keys are well-formed): skip over them.
+    points.push(last + 1 === 0xd800 ? 0xe000 : last + 1);
+    return String.fromCodePoint(...points);
+  }
+  return undefined;
+}
+
 function toEntry(row: StoredRow): Entry {
   return { key: row.key, valueJson: row.value, version: { timestamp: row.ts, nodeId: row.node } };
 }
@@ -197,9 +243,8 @@ function prepareStatements(db: Database.Database) {
     mergeGet: db.prepare(
       'SELECT ts, node, hash, bucket, value IS NOT NULL AS live FROM kv WHERE key = ?',
     ),
-    list: db.prepare(
-      'SELECT key, value, ts, node FROM kv WHERE key >= ? AND key > ? AND value IS NOT NULL ORDER BY key LIMIT ?',
-    ),
+    listOpen: db.prepare(LIST_SQL.replace('%UPPER%', '')),
+    listBounded: db.prepare(LIST_SQL.replace('%UPPER%', 'AND key < ?')),
     upsert: db.prepare(
       `INSERT INTO kv (key, value, ts, node, seq, src, bucket, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (key) DO UPDATE SET value = excluded.value, ts = excluded.ts, node = excluded.node,

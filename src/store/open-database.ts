@@ -33,6 +33,8 @@ CREATE TABLE IF NOT EXISTS kv (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS kv_seq ON kv (seq);
 CREATE INDEX IF NOT EXISTS kv_bucket ON kv (bucket, key);
+-- Live keys only, for listings: tombstones are kept forever and must not be walked.
+CREATE INDEX IF NOT EXISTS kv_live ON kv (key) WHERE value IS NOT NULL;
 
 CREATE TABLE IF NOT EXISTS buckets (
   id    INTEGER PRIMARY KEY,

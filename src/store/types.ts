@@ -9,7 +9,18 @@ export interface Entry {
 
 /** A change for the writer: a local put/delete, or an entry merged from a peer. */
 export type Mutation =
-  | { readonly kind: 'local'; readonly key: string; readonly valueJson: string | null }
+  | {
+      readonly kind: 'local';
+      readonly key: string;
+      readonly valueJson: string | null;
+      /**
+       * For a delete of a key the store has never held: write a tombstone
+       * (the default) or nothing. Only a node without peers may skip it; in a
+       * cluster a write to the key may still be on its way from a peer, and
+       * the tombstone is what makes this later delete win over it.
+       */
+      readonly tombstoneIfAbsent?: boolean;
+    }
   | { readonly kind: 'remote'; readonly entry: Entry; readonly sourceNodeId: string };
 
 export interface MutationResult {

@@ -1,7 +1,7 @@
 /**
  * The wire form of entries, shared by the replication sender, the resync and
  * the pool workers: `{"key","value","version"}`, `{"key","deleted":true,
- * "version"}` for a tombstone, or `{"key","version"}` for a key summary.
+ * "version"}` for a tombstone, or `{"key","version","hash"}` for a key summary.
  * Built by string concatenation: the stored value is already JSON text.
  */
 import { formatVersion, type Version } from '../version.ts';
@@ -11,12 +11,17 @@ export interface WireRow {
   readonly value: string | null;
   readonly ts: number;
   readonly node: string;
+  /** The entry's digest hash; summaries carry it so equal versions can be told apart. */
+  readonly hash?: number;
 }
 
 export function rowJson(row: WireRow, withValue: boolean): string {
   const version = formatVersion({ timestamp: row.ts, nodeId: row.node });
   const key = JSON.stringify(row.key);
-  if (!withValue) return `{"key":${key},"version":"${version}"}`;
+  if (!withValue) {
+    const hash = row.hash === undefined ? '' : `,"hash":${row.hash}`;
+    return `{"key":${key},"version":"${version}"${hash}}`;
+  }
   if (row.value === null) return `{"key":${key},"deleted":true,"version":"${version}"}`;
   return `{"key":${key},"value":${row.value},"version":"${version}"}`;
 }

@@ -10,15 +10,18 @@ import { replicationLimits as bounds } from '../limits.ts';
 import type { StorePool } from '../pool.ts';
 import type { PeerClient } from '../replication/peer-client.ts';
 import { BUCKETS_PER_GROUP, type BucketDigest } from '../store/digest.ts';
+import { compareMergeOrder } from '../store/merge-order.ts';
 import type { Entry, Mutation, MutationResult } from '../store/types.ts';
 import { entryJson, replicateBody } from '../store/wire.ts';
-import { compareVersions, formatVersion, parseVersion } from '../version.ts';
+import { parseVersion } from '../version.ts';
 import {
   type BucketCursor,
   parseBucketSums,
   parseDigest,
   parseRows,
   parseServed,
+  parseSummaries,
+  type Summary,
 } from './sync-wire.ts';
 
 export interface ResyncStore {
@@ -161,21 +164,19 @@ export class Resync {
     }
   }
 
-  /** Exchanges key summaries of buckets both sides hold; moves only newer entries. */
+  /** Exchanges key summaries of buckets both sides hold; moves only what wins the merge. */
   async #diffBuckets(buckets: number[]): Promise<void> {
     const remote = await this.#remoteSummaries(buckets);
     const local = await this.#localSummaries(buckets);
     const toPull: string[] = [];
-    for (const [key, version] of remote) {
+    for (const [key, theirs] of remote) {
       const mine = local.get(key);
-      if (!mine || compareVersions(parseVersion(version)!, parseVersion(mine)!) > 0)
-        toPull.push(key);
+      if (!mine || compareMergeOrder(theirs, mine) > 0) toPull.push(key);
     }
     const toPush: string[] = [];
-    for (const [key, version] of local) {
+    for (const [key, mine] of local) {
       const theirs = remote.get(key);
-      if (!theirs || compareVersions(parseVersion(version)!, parseVersion(theirs)!) > 0)
-        toPush.push(key);
+      if (!theirs || compareMergeOrder(mine, theirs) > 0) toPush.push(key);
     }
     for (let index = 0; index < toPull.length; ) {
       const keys = toPull.slice(index, index + bounds.fetchKeysMax);
@@ -205,8 +206,8 @@ export class Resync {
     if (parts.length > 0) await this.#push(parts.join(','), parts.length);
   }
 
-  async #remoteSummaries(buckets: number[]): Promise<Map<string, string>> {
-    const summaries = new Map<string, string>();
+  async #remoteSummaries(buckets: number[]): Promise<Map<string, Summary>> {
+    const summaries = new Map<string, Summary>();
     let after: BucketCursor | null = null;
     for (;;) {
       const answer = await this.#call(
@@ -214,15 +215,15 @@ export class Resync {
         '/sync/rows',
         JSON.stringify({ buckets, after, values: false }),
       );
-      const page = parseRows(answer, this.#deps.valueBytesMax, false);
-      for (const entry of page.entries) summaries.set(entry.key, formatVersion(entry.version));
+      const page = parseSummaries(answer, this.#deps.valueBytesMax);
+      for (const [key, summary] of page.summaries) summaries.set(key, summary);
       if (!page.next) return summaries;
       after = page.next;
     }
   }
 
-  async #localSummaries(buckets: number[]): Promise<Map<string, string>> {
-    const summaries = new Map<string, string>();
+  async #localSummaries(buckets: number[]): Promise<Map<string, Summary>> {
+    const summaries = new Map<string, Summary>();
     let after: BucketCursor | null = null;
     for (;;) {
       const rows = await this.#deps.pool.rows({
@@ -234,8 +235,14 @@ export class Resync {
         rowsMax: bounds.resyncRowsPerRequest,
         bytesMax: bounds.resyncBytesPerRequest,
       });
-      const parsed = JSON.parse(`[${rows.json}]`) as { key: string; version: string }[];
-      for (const row of parsed) summaries.set(row.key, row.version);
+      const parsed = JSON.parse(`[${rows.json}]`) as {
+        key: string;
+        version: string;
+        hash: number;
+      }[];
+      for (const row of parsed) {
+        summaries.set(row.key, { version: parseVersion(row.version)!, hash: row.hash });
+      }
       if (!rows.nextBucket) return summaries;
       after = rows.nextBucket;
     }

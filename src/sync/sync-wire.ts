@@ -7,7 +7,7 @@ import { PeerkvError } from '../errors.ts';
 import { validateReplicate } from '../http/validate.ts';
 import { BUCKETS, BUCKETS_PER_GROUP, GROUPS } from '../store/digest.ts';
 import type { Entry } from '../store/types.ts';
-import { NODE_ID_PATTERN } from '../version.ts';
+import { NODE_ID_PATTERN, type Version } from '../version.ts';
 
 export interface BucketCursor {
   readonly bucket: number;
@@ -131,6 +131,30 @@ export function parseRows(
   const payload = validateReplicate({ entries: rows }, valueBytesMax, timestampMaxAt(Date.now()));
   if (payload.kind !== 'batch') throw bad('rows answer is malformed');
   return { entries: payload.entries, next: parseCursor(value.next) };
+}
+
+/** A key summary: the key's version and, from peers that send it, its digest hash. */
+export interface Summary {
+  readonly version: Version;
+  readonly hash: number | undefined;
+}
+
+/** Parses a summaries page (`/sync/rows` with `values: false`) into key -> summary. */
+export function parseSummaries(
+  value: unknown,
+  valueBytesMax: number,
+): { summaries: Map<string, Summary>; next: BucketCursor | null } {
+  const page = parseRows(value, valueBytesMax, false);
+  const rows = (value as { rows: unknown[] }).rows;
+  const summaries = new Map<string, Summary>();
+  for (const [index, entry] of page.entries.entries()) {
+    const hash = (rows[index] as Record<string, unknown>).hash;
+    if (hash !== undefined && !(Number.isSafeInteger(hash) && (hash as number) >= 0)) {
+      throw bad('rows answer: bad hash');
+    }
+    summaries.set(entry.key, { version: entry.version, hash: hash as number | undefined });
+  }
+  return { summaries, next: page.next };
 }
 
 export function parseKeys(value: unknown, keysMax: number): string[] {

@@ -5,8 +5,9 @@ import { after, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { BucketDigest, bucketOf, entryHash } from '../../src/store/digest.ts';
 import type { KvStore } from '../../src/store/kv-store.ts';
+import { compareMergeOrder } from '../../src/store/merge-order.ts';
 import type { Entry } from '../../src/store/types.ts';
-import { compareVersions, formatVersion, type Version } from '../../src/version.ts';
+import { formatVersion, type Version } from '../../src/version.ts';
 import { applyRemote, dumpContent, openStore, TempDirs } from './store-fixture.ts';
 
 const dirs = new TempDirs();
@@ -34,27 +35,40 @@ const entriesArb = fc.uniqueArray(entryArb, {
   maxLength: 30,
 });
 
+/**
+ * Two nodes sharing a node id (a copied data dir) can issue one version twice
+ * with different content: equal versions, different values.
+ */
+const collidingEntriesArb = fc.uniqueArray(entryArb, {
+  selector: (entry) => `${entry.key} ${formatVersion(entry.version)} ${entry.valueJson}`,
+  minLength: 1,
+  maxLength: 30,
+});
+
 const full = <T>(items: readonly T[]) =>
   fc.shuffledSubarray([...items], { minLength: items.length, maxLength: items.length });
 
-const scenarioArb = entriesArb.chain((entries) =>
-  fc
-    .record({
-      shuffled: full(entries),
-      duplicates: fc.subarray(entries),
-      batchSizes: fc.array(fc.integer({ min: 1, max: 6 }), { minLength: 1, maxLength: 8 }),
-      cut: fc.tuple(fc.nat(entries.length), fc.nat(entries.length)),
-    })
-    .chain((parts) =>
-      fc.record({
-        entries: fc.constant(entries),
-        shuffled: fc.constant(parts.shuffled),
-        batchSizes: fc.constant(parts.batchSizes),
-        cut: fc.constant(parts.cut),
-        withDuplicates: full([...entries, ...parts.duplicates, ...parts.duplicates]),
-      }),
-    ),
-);
+const scenarioOf = (entriesOf: fc.Arbitrary<Entry[]>) =>
+  entriesOf.chain((entries) =>
+    fc
+      .record({
+        shuffled: full(entries),
+        duplicates: fc.subarray(entries),
+        batchSizes: fc.array(fc.integer({ min: 1, max: 6 }), { minLength: 1, maxLength: 8 }),
+        cut: fc.tuple(fc.nat(entries.length), fc.nat(entries.length)),
+      })
+      .chain((parts) =>
+        fc.record({
+          entries: fc.constant(entries),
+          shuffled: fc.constant(parts.shuffled),
+          batchSizes: fc.constant(parts.batchSizes),
+          cut: fc.constant(parts.cut),
+          withDuplicates: full([...entries, ...parts.duplicates, ...parts.duplicates]),
+        }),
+      ),
+  );
+const scenarioArb = scenarioOf(entriesArb);
+const collidingScenarioArb = scenarioOf(collidingEntriesArb);
 
 function splitIntoBatches<T>(items: readonly T[], sizes: readonly number[]): T[][] {
   const batches: T[][] = [];
@@ -67,12 +81,20 @@ function splitIntoBatches<T>(items: readonly T[], sizes: readonly number[]): T[]
   return batches;
 }
 
-/** For each key, the entry with the highest version: what every store must end up with. */
+const ranked = (entry: Entry) => ({
+  version: entry.version,
+  hash: entryHash(entry.key, formatVersion(entry.version), entry.valueJson),
+});
+
+/**
+ * For each key, the entry first in merge order (highest version, then highest
+ * content hash): what every store must end up with.
+ */
 function expectedWinners(entries: readonly Entry[]): Map<string, Entry> {
   const winners = new Map<string, Entry>();
   for (const entry of entries) {
     const current = winners.get(entry.key);
-    if (!current || compareVersions(entry.version, current.version) > 0)
+    if (!current || compareMergeOrder(ranked(entry), ranked(current)) > 0)
       winners.set(entry.key, entry);
   }
   return winners;
@@ -122,50 +144,48 @@ function withStores(count: number, run: (stores: KvStore[]) => void): void {
   }
 }
 
+function checkScenario({ entries, shuffled, withDuplicates, batchSizes, cut }: Scenario): void {
+  withStores(5, ([oneByOne, oneBatch, batched, partial, grouped]) => {
+    assert.ok(oneByOne && oneBatch && batched && partial && grouped);
+    // In the generated order, one transaction per entry.
+    for (const entry of entries) applyRemote(oneByOne, [entry]);
+    // Another order, all in one transaction (several versions of a key in one transaction).
+    applyRemote(oneBatch, shuffled);
+    // Another order with duplicates, split into batches of random sizes.
+    for (const batch of splitIntoBatches(withDuplicates, batchSizes)) applyRemote(batched, batch);
+    // Associativity: grouped = Z merged with (X merged with Y), X, Y, Z cut from the generated order.
+    const [low, high] = [Math.min(...cut), Math.max(...cut)];
+    applyRemote(partial, entries.slice(0, low));
+    applyRemote(partial, entries.slice(low, high));
+    applyRemote(grouped, entries.slice(high));
+    applyRemote(grouped, contentOf(partial), partial.nodeId);
+
+    const winners = expectedWinners(entries);
+    const dump = expectedDump(winners);
+    const root = expectedRoot(winners);
+    for (const [name, store] of Object.entries({ oneByOne, oneBatch, batched, grouped })) {
+      assert.deepEqual(dumpContent(store), dump, `${name}: content`);
+      assert.equal(store.digest.root(), root, `${name}: digest root`);
+      assert.equal(store.digest.entryCount(), winners.size, `${name}: entry count`);
+      for (const winner of winners.values()) {
+        const held = store.get(winner.key);
+        assert.deepEqual(held, winner, `${name}: key ${winner.key}`);
+        const live = store.list(winner.key, '', 1_000).some((entry) => entry.key === winner.key);
+        assert.equal(live, winner.valueJson !== null, `${name}: ${winner.key} listed iff live`);
+      }
+    }
+  });
+}
+
+type Scenario = typeof scenarioArb extends fc.Arbitrary<infer T> ? T : never;
+
 describe('merge of remote entries (invariant 3)', () => {
   test('every order, batching and grouping ends with the same content and root: the highest version per key', () => {
-    fc.assert(
-      fc.property(scenarioArb, ({ entries, shuffled, withDuplicates, batchSizes, cut }) => {
-        withStores(5, ([oneByOne, oneBatch, batched, partial, grouped]) => {
-          assert.ok(oneByOne && oneBatch && batched && partial && grouped);
-          // In the generated order, one transaction per entry.
-          for (const entry of entries) applyRemote(oneByOne, [entry]);
-          // Another order, all in one transaction (several versions of a key in one transaction).
-          applyRemote(oneBatch, shuffled);
-          // Another order with duplicates, split into batches of random sizes.
-          for (const batch of splitIntoBatches(withDuplicates, batchSizes))
-            applyRemote(batched, batch);
-          // Associativity: grouped = Z merged with (X merged with Y), X, Y, Z cut from the generated order.
-          const [low, high] = [Math.min(...cut), Math.max(...cut)];
-          applyRemote(partial, entries.slice(0, low));
-          applyRemote(partial, entries.slice(low, high));
-          applyRemote(grouped, entries.slice(high));
-          applyRemote(grouped, contentOf(partial), partial.nodeId);
+    fc.assert(fc.property(scenarioArb, checkScenario), { numRuns: RUNS });
+  });
 
-          const winners = expectedWinners(entries);
-          const dump = expectedDump(winners);
-          const root = expectedRoot(winners);
-          for (const [name, store] of Object.entries({ oneByOne, oneBatch, batched, grouped })) {
-            assert.deepEqual(dumpContent(store), dump, `${name}: content`);
-            assert.equal(store.digest.root(), root, `${name}: digest root`);
-            assert.equal(store.digest.entryCount(), winners.size, `${name}: entry count`);
-            for (const winner of winners.values()) {
-              const held = store.get(winner.key);
-              assert.deepEqual(held, winner, `${name}: key ${winner.key}`);
-              const live = store
-                .list(winner.key, '', 1_000)
-                .some((entry) => entry.key === winner.key);
-              assert.equal(
-                live,
-                winner.valueJson !== null,
-                `${name}: ${winner.key} listed iff live`,
-              );
-            }
-          }
-        });
-      }),
-      { numRuns: RUNS },
-    );
+  test('equal versions with different content (a shared node id) converge too: ties go to the higher content hash', () => {
+    fc.assert(fc.property(collidingScenarioArb, checkScenario), { numRuns: 15 });
   });
 
   test('applying the same entries again is a no-op (idempotent): nothing applied, root and seq unchanged', () => {
@@ -231,7 +251,9 @@ describe('merge of remote entries (invariant 3)', () => {
             }
             const seq = store.seq;
             const root = store.digest.root();
-            const [result] = applyRemote(store, [{ key, valueJson: otherValue, version: loser }]);
+            // An equal version loses only with equal content (ties with other content: below).
+            const incoming = how === 'equal' ? valueJson : otherValue;
+            const [result] = applyRemote(store, [{ key, valueJson: incoming, version: loser }]);
             assert.equal(result?.applied, false, how);
             assert.deepEqual(result?.version, version, 'reports the version the key keeps');
             assert.equal(result?.existed, valueJson !== null);
@@ -245,6 +267,27 @@ describe('merge of remote entries (invariant 3)', () => {
     } finally {
       store.close();
     }
+  });
+
+  test('equal versions with different content: the higher content hash wins from either side', () => {
+    withStores(2, ([first, second]) => {
+      assert.ok(first && second);
+      const version = { timestamp: 7, nodeId: NODES[1]! };
+      const red = { key: 'color', valueJson: '"red"', version };
+      const blue = { key: 'color', valueJson: '"blue"', version };
+      const [winner, loser] =
+        compareMergeOrder(ranked(red), ranked(blue)) > 0 ? [red, blue] : [blue, red];
+      assert.deepEqual(
+        applyRemote(first, [loser, winner]).map((r) => r.applied),
+        [true, true],
+      );
+      assert.deepEqual(
+        applyRemote(second, [winner, loser]).map((r) => r.applied),
+        [true, false],
+      );
+      for (const store of [first, second]) assert.deepEqual(store.get('color'), winner);
+      assert.equal(first.digest.root(), second.digest.root());
+    });
   });
 
   test('a deleted key never comes back through an older write, in any order', () => {
