@@ -21,6 +21,7 @@ export type ErrorCode =
   | 'OVERLOADED'
   | 'SHUTTING_DOWN'
   | 'NOT_READY'
+  | 'STORAGE_FULL'
   | 'INTERNAL';
 
 const statusByCode: Record<ErrorCode, number> = {
@@ -42,6 +43,7 @@ const statusByCode: Record<ErrorCode, number> = {
   OVERLOADED: 503,
   SHUTTING_DOWN: 503,
   NOT_READY: 503,
+  STORAGE_FULL: 507,
   INTERNAL: 500,
 };
 
@@ -66,6 +68,21 @@ export class PeerkvError extends Error {
 }
 
 export const keyNotFound = (): PeerkvError => new PeerkvError('KEY_NOT_FOUND', 'Key not found');
+
+/** SQLite's "database or disk is full": the write did not happen and may be retried later. */
+export function isStorageFull(error: unknown): boolean {
+  return (error as { code?: unknown } | null)?.code === 'SQLITE_FULL';
+}
+
+export const storageFull = (cause: unknown): PeerkvError =>
+  new PeerkvError(
+    'STORAGE_FULL',
+    'the disk is full: nothing was written; retry when space returns',
+    {
+      cause,
+      headers: { 'Retry-After': '5' },
+    },
+  );
 
 /** A user mistake in the configuration: one line on stderr, exit code 2. */
 export class ConfigError extends Error {

@@ -19,8 +19,12 @@ export const limits = {
   bodyBytesInFlightMax: 64 * MiB,
   /** POST /replicate requests being read, parsed or applied at once; more get 503. */
   replicateConcurrentMax: 4,
-  /** Entries in one incoming POST /replicate batch. */
-  replicateEntriesMax: 20_000,
+  /**
+   * Entries in one incoming POST /replicate batch. A batch commits in one
+   * transaction (all or nothing), so this also bounds how long it holds the
+   * writer; our own senders send at most resyncRowsPerRequest.
+   */
+  replicateEntriesMax: 5_000,
   /** Body of a sync control request (digest groups, bucket lists). */
   syncBodyBytesMax: 1 * MiB,
   /** Mutations waiting for the writer; past this, writes get 503. */
@@ -86,6 +90,8 @@ export const replicationLimits = {
   fetchKeysMax: 2_000,
   /** How many times a resync waits for in-flight replication before diffing anyway. */
   resyncDefersMax: 5,
+  /** Times in a row a wanted resync yields to a peer that says it is busy resyncing. */
+  resyncYieldsMax: 5,
   /** Resyncs running at once on this node (one: a rebuilt node pulls its data once, not per peer). */
   resyncsConcurrentMax: 1,
 } as const;
@@ -125,6 +131,9 @@ export function assertLimitRelations(valueBytesMax: number): void {
     ],
     [limits.syncBodyBytesMax <= limits.bodyBytesInFlightMax, 'a sync body fits the body budget'],
     [limits.poolPeerTasksMax < limits.poolQueueMax, 'peers leave room in the pool queue'],
+    [r.resyncRowsPerRequest <= limits.replicateEntriesMax, 'a resync page fits a batch'],
+    [r.fetchKeysMax <= limits.replicateEntriesMax, 'a diff push fits a batch'],
+    [4 * r.batchRowsMax <= limits.replicateEntriesMax, 'a replication batch fits a batch'],
   ];
   for (const [holds, what] of relations) {
     if (!holds) throw new Error(`limits out of relation: ${what} (value limit ${valueBytesMax})`);

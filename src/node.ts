@@ -63,7 +63,12 @@ export class PeerkvNode {
     this.#tls = loadTls(config.tls);
     this.#https = this.#tls.cert !== null;
     this.#wallMs = () => Date.now() + config.clockOffsetMs;
-    this.store = new KvStore(config.dataDir, config.sync, new HybridClock(this.#wallMs));
+    this.store = new KvStore(
+      config.dataDir,
+      config.sync,
+      new HybridClock(this.#wallMs),
+      log.child({ component: 'store' }),
+    );
     const metrics = new Metrics(this.store.nodeId);
     this.#metrics = metrics;
     this.writes = new WriteQueue(this.store, {
@@ -239,6 +244,7 @@ export class PeerkvNode {
       resyncWanted: null,
       resyncWantedAtMs: 0,
       resyncNotBeforeMs: 0,
+      resyncDeferrals: 0,
       lastResync: null,
       resyncTotals: { runs: 0, entriesSent: 0, entriesReceived: 0, bytesSent: 0, bytesReceived: 0 },
     };
@@ -355,7 +361,6 @@ export class PeerkvNode {
       backlogFor: (nodeId) =>
         this.peers.find((peer) => (peer.nodeId ?? peer.sender.peerNodeId) === nodeId)?.sender
           .pending ?? 0,
-      noteIncomingResync: (nodeId) => this.supervisor.noteIncomingResync(nodeId),
       resyncing: () => this.supervisor.resyncing,
       clusterStatus: () => this.#clusterStatus(),
     };
@@ -373,6 +378,7 @@ export class PeerkvNode {
         hash: this.store.digest.root(),
         writeQueue: this.writes.queued,
         commits: this.writes.commits,
+        storage: storageStatus(this.store.storageError),
       },
       peers: this.peers
         .filter((peer) => peer.state !== 'self')
@@ -422,4 +428,9 @@ function databaseBytes(dbPath: string): number {
     }
   }
   return bytes;
+}
+
+function storageStatus(error: KvStore['storageError']): Record<string, unknown> {
+  if (!error) return { writable: true };
+  return { writable: false, error: error.code, since: new Date(error.sinceWallMs).toISOString() };
 }

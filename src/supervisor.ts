@@ -36,6 +36,8 @@ export interface Peer {
   /** When the wanted resync was asked for, and when it may start. */
   resyncWantedAtMs: number;
   resyncNotBeforeMs: number;
+  /** Resyncs in a row that yielded to the peer being busy (bounded). */
+  resyncDeferrals: number;
   lastResync: ResyncRecord | null;
   resyncTotals: {
     runs: number;
@@ -71,7 +73,6 @@ export class Supervisor {
   #ticking: Promise<void> = Promise.resolve();
   #resyncsRunning = 0;
   readonly #startedMs = performance.now();
-  readonly #incoming = new Map<string, number>();
   #lastAntiEntropyMs = performance.now();
 
   constructor(deps: SupervisorDeps) {
@@ -107,15 +108,6 @@ export class Supervisor {
     );
   }
 
-  /**
-   * A peer began a resync with us; ours with it can wait. Kept by node id, as
-   * a wiped peer may ask before our pings have learnt its new id.
-   */
-  noteIncomingResync(nodeId: string): void {
-    if (this.#incoming.size >= 4 * this.#deps.peers.length + 4) this.#incoming.clear();
-    this.#incoming.set(nodeId, performance.now());
-  }
-
   /** Whether a resync of ours is running. */
   get resyncing(): boolean {
     return this.#resyncsRunning > 0;
@@ -123,7 +115,8 @@ export class Supervisor {
 
   /**
    * Both sides notice a recovery. The node that just started resyncs at once;
-   * the other waits two ping periods and skips if the peer has begun one.
+   * the other waits two ping periods, then yields while the peer is busy and
+   * finds the digests equal once the peer has brought it level.
    */
   #want(peer: Peer, trigger: string): void {
     if (peer.resyncWanted) return;
@@ -202,22 +195,22 @@ export class Supervisor {
     if (this.#resyncsRunning >= bounds.resyncsConcurrentMax) return;
     const now = performance.now();
     if (now < peer.resyncNotBeforeMs) return;
+    // A wanted resync is never dropped on a peer's word (anyone can call
+    // /sync/digest with a peer's id): it runs, and costs one digest exchange
+    // when the peer already brought us level. It yields to a peer busy
+    // resyncing itself, a bounded number of times in a row.
     peer.resyncWanted = null;
-    const quietMs = this.#deps.antiEntropyIntervalMs;
-    const incomingAtMs = this.#incoming.get(peer.nodeId ?? '') ?? Number.NEGATIVE_INFINITY;
-    // Only a resync the peer began after we wanted ours covers it: before that
-    // moment our cursor toward the peer may have skipped changes it has not seen.
-    const peerDidIt = incomingAtMs >= peer.resyncWantedAtMs;
-    if (peerDidIt || (trigger === 'anti-entropy' && now - incomingAtMs < quietMs)) return;
     peer.resyncing = true;
     this.#resyncsRunning += 1;
     const started = performance.now();
     const at = new Date(this.#deps.wallMs()).toISOString();
     const recovering = performance.now() - this.#startedMs < this.#deps.startupWindowMs;
+    const mayYield = !recovering && peer.resyncDeferrals < bounds.resyncYieldsMax;
     this.#deps
-      .runResync(peer, !recovering)
+      .runResync(peer, mayYield)
       .then(
         (report) => {
+          peer.resyncDeferrals = report.result === 'deferred' ? peer.resyncDeferrals + 1 : 0;
           if (report.result === 'deferred') {
             // The peer is resyncing itself and will reach us; look again later.
             this.#want(peer, trigger);

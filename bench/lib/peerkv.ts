@@ -14,8 +14,8 @@ import { existingKeyName } from './request-generators.ts';
 
 /** The node id bulk-loaded entries are stamped with (no real node has it). */
 export const bulkNodeId = '00000000000000b0';
-/** Entries per POST /replicate: peerkv accepts at most 20,000 (and 64 MiB). */
-const bulkEntriesPerRequest = 20_000;
+/** Entries per POST /replicate: peerkv accepts at most 5,000 (src/limits.ts). */
+const bulkEntriesPerRequest = 5_000;
 /** Bulk requests in flight to one node (two keep its write queue busy without 503s). */
 const bulkRequestsInFlight = 2;
 /** One HTTP call to a node: status, digest and bulk requests. */
@@ -331,7 +331,7 @@ function bulkBody(data: BulkData, first: number, count: number): string {
 
 /**
  * Loads keys existingKeyName(first .. keyCount-1) into every node through
- * POST /replicate, 20,000 entries a request; each body is built once and sent
+ * POST /replicate, 5,000 entries a request; each body is built once and sent
  * to all nodes at once. A node does not forward what it receives this way, so
  * every node is loaded. Returns ms.
  */

@@ -23,7 +23,7 @@ const root = resolve(args.root ?? '.');
 const tombstones = Number(args.tombstones ?? 300_000);
 const samples = Number(args.samples ?? 200);
 const NODE = '00000000000000b0';
-const BATCH = 20_000;
+const BATCH = 5_000;
 
 async function freePort(): Promise<number> {
   const server = createServer();

@@ -28,11 +28,10 @@ export interface SyncService {
   get(key: string): Entry | undefined;
   /** Bucket rows as wire JSON (built in the pool), for a resync peer. */
   bucketRows(request: RowsRequest): Promise<{ json: string; next: unknown }>;
-  /** Our backlog toward the node with this id, and note that it resyncs with us. */
+  /** Our backlog toward the node with this id (the asker, in a resync's first step). */
   backlogFor(nodeId: string): number;
   /** Whether this node is running a resync of its own right now. */
   resyncing(): boolean;
-  noteIncomingResync(nodeId: string): void;
   clusterStatus(): unknown;
 }
 
@@ -101,7 +100,6 @@ export function syncRoutes(service: SyncService, options: SyncRouteOptions): Rou
           typeof req.query.from === 'string' && NODE_ID_PATTERN.test(req.query.from)
             ? req.query.from
             : null;
-        if (from) service.noteIncomingResync(from);
         sendJson(res, 200, {
           nodeId: service.nodeId,
           root: service.digest.root(),

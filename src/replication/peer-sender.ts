@@ -83,6 +83,7 @@ export class PeerSender {
   #retryTimer: NodeJS.Timeout | undefined;
   #persistTimer: NodeJS.Timeout | undefined;
   #backoffMs: number = bounds.backoffMsMin;
+  #persistFailing = false;
   #stats = {
     batchesSent: 0,
     entriesSent: 0,
@@ -226,7 +227,7 @@ export class PeerSender {
         dbPath: this.#deps.store.dbPath,
         afterSeq,
         originNodeId: origin,
-        rowsMax: bounds.batchRowsMax * 4,
+        rowsMax: 4 * bounds.batchRowsMax, // checked against replicateEntriesMax in limits.ts
         bytesMax: bounds.batchBytesMax,
       });
       // A worker reads no timestamps; the batch's age is taken from its first change.
@@ -285,10 +286,26 @@ export class PeerSender {
     this.#retryTimer.unref();
   }
 
+  /**
+   * Writes the cursor down when it moved. A failure (a full disk) is logged
+   * once and retried on the next persist tick: the cursor in memory stays
+   * right, and a cursor left behind on disk only means resending what the
+   * peer already has (the merge is idempotent).
+   */
   #persist(): void {
     if (this.#cursor === this.#persistedCursor && this.#peerNodeId === this.#persistedNodeId)
       return;
-    this.#deps.store.setPeerCursor(this.#deps.client.url, this.#peerNodeId, this.#cursor);
+    try {
+      this.#deps.store.setPeerCursor(this.#deps.client.url, this.#peerNodeId, this.#cursor);
+    } catch (error) {
+      if (!this.#persistFailing) {
+        this.#deps.log.warn({ err: error }, 'cursor not persisted; will retry');
+      }
+      this.#persistFailing = true;
+      return;
+    }
+    if (this.#persistFailing) this.#deps.log.info('cursor persisted again');
+    this.#persistFailing = false;
     this.#persistedCursor = this.#cursor;
     this.#persistedNodeId = this.#peerNodeId;
   }

@@ -7,7 +7,9 @@
  */
 import assert from 'node:assert/strict';
 import type Database from 'better-sqlite3';
+import type { Logger } from 'pino';
 import type { HybridClock } from '../clock.ts';
+import { isStorageFull, storageFull } from '../errors.ts';
 import { formatVersion, type Version } from '../version.ts';
 import { BucketDigest, bucketOf, entryHash } from './digest.ts';
 import { compareMergeOrder } from './merge-order.ts';
@@ -45,8 +47,11 @@ export class KvStore {
   readonly #clock: HybridClock;
   readonly #statements;
   #seq: number;
+  #storageError: { code: string; sinceWallMs: number } | null = null;
+  readonly #log: Logger | undefined;
 
-  constructor(dataDir: string, sync: SyncLevel, clock: HybridClock) {
+  constructor(dataDir: string, sync: SyncLevel, clock: HybridClock, log?: Logger) {
+    this.#log = log;
     this.#db = openDatabase(dataDir, sync);
     this.dbPath = databasePath(dataDir);
     this.#statements = prepareStatements(this.#db);
@@ -107,8 +112,15 @@ export class KvStore {
     return row ? { nodeId: row.node_id, cursor: row.cursor } : { nodeId: null, cursor: 0 };
   }
 
+  /** Persists a peer's cursor; throws STORAGE_FULL (retry later) when the disk is full. */
   setPeerCursor(url: string, nodeId: string | null, cursor: number): void {
-    this.#statements.peerSet.run(url, nodeId, cursor);
+    try {
+      this.#statements.peerSet.run(url, nodeId, cursor);
+    } catch (error) {
+      if (!isStorageFull(error)) throw error;
+      this.#noteStorageError(error);
+      throw storageFull(error);
+    }
   }
 
   /** Re-reads one bucket from the table (after a scrub found it wrong). */
@@ -143,7 +155,9 @@ export class KvStore {
       return results;
     });
     try {
-      return run();
+      const results = run();
+      this.#clearStorageError();
+      return results;
     } catch (error) {
       // The transaction rolled back: reload what the in-memory state had moved.
       this.#seq = (this.#statements.seqMax.get() as number | null) ?? 0;
@@ -151,8 +165,30 @@ export class KvStore {
         const row = this.#statements.bucketGet.get(bucket) as { sum: number; count: number };
         this.digest.setBucket(bucket, row.sum, row.count);
       }
+      if (isStorageFull(error)) {
+        this.#noteStorageError(error);
+        throw storageFull(error);
+      }
       throw error;
     }
+  }
+
+  /** The last write that failed for want of space, until a write succeeds again. */
+  get storageError(): { readonly code: string; readonly sinceWallMs: number } | null {
+    return this.#storageError;
+  }
+
+  #noteStorageError(error: unknown): void {
+    if (this.#storageError) return;
+    const code = String((error as { code?: unknown }).code);
+    this.#storageError = { code, sinceWallMs: Date.now() };
+    this.#log?.error({ code }, 'disk full: writes refused (507) until space returns');
+  }
+
+  #clearStorageError(): void {
+    if (!this.#storageError) return;
+    this.#storageError = null;
+    this.#log?.info('disk has room again: writes accepted');
   }
 
   #applyOne(mutation: Mutation, touched: Set<number>): MutationResult {

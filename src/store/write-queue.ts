@@ -2,9 +2,13 @@
  * Group commit. Writers submit mutations and get a promise that settles after
  * the transaction holding them has committed. Everything submitted while the
  * event loop is busy is committed together on the next turn, in transactions
- * of at most `commitMutationsMax` mutations, yielding to the event loop between
- * them so a large incoming batch never blocks readers for long.
+ * of about `commitMutationsMax` mutations, yielding to the event loop between
+ * them. A job is never split: its mutations commit in one transaction or not
+ * at all, so a request that fails changes nothing (a job larger than
+ * `commitMutationsMax` gets a transaction of its own; the request limits keep
+ * it short).
  */
+import assert from 'node:assert/strict';
 import { PeerkvError } from '../errors.ts';
 import type { Mutation, MutationResult } from './types.ts';
 
@@ -14,9 +18,6 @@ export interface MutationApplier {
 
 interface Job {
   readonly mutations: readonly Mutation[];
-  readonly results: MutationResult[];
-  /** How many of this job's mutations were handed to a transaction so far. */
-  taken: number;
   resolve(results: MutationResult[]): void;
   reject(error: unknown): void;
 }
@@ -74,7 +75,7 @@ export class WriteQueue {
       );
     }
     return new Promise((resolve, reject) => {
-      this.#jobs.push({ mutations, results: [], taken: 0, resolve, reject });
+      this.#jobs.push({ mutations, resolve, reject });
       this.#queued += mutations.length;
       this.#schedule();
     });
@@ -96,49 +97,36 @@ export class WriteQueue {
     });
   }
 
-  /** Commits one transaction's worth of the queue. */
+  /** Commits one transaction's worth of the queue: whole jobs, at least one. */
   #flush(): void {
-    const batch: Mutation[] = [];
-    const owners: Job[] = [];
+    let count = 0;
+    let taken = 0;
     for (const job of this.#jobs) {
-      const room = this.#options.commitMutationsMax - batch.length;
-      if (room <= 0) break;
-      const slice = job.mutations.slice(job.taken, job.taken + room);
-      job.taken += slice.length;
-      batch.push(...slice);
-      for (let index = 0; index < slice.length; index += 1) owners.push(job);
+      if (taken > 0 && count + job.mutations.length > this.#options.commitMutationsMax) break;
+      count += job.mutations.length;
+      taken += 1;
     }
-    if (batch.length === 0) return;
+    if (taken === 0) return;
+    const owners = this.#jobs.splice(0, taken);
+    const batch =
+      owners.length === 1 ? owners[0]!.mutations : owners.flatMap((job) => job.mutations);
     this.#queued -= batch.length;
+    assert.ok(this.#queued >= 0, 'the queue count never goes negative');
     let results: MutationResult[];
     const startedMonoMs = performance.now();
     try {
       results = this.#store.applyMutations(batch);
     } catch (error) {
-      this.#failJobs(new Set(owners), error);
+      for (const job of owners) job.reject(error);
       return;
     }
+    assert.equal(results.length, batch.length, 'one result per mutation');
     this.#commits += 1;
-    for (const [index, job] of owners.entries()) job.results.push(results[index]!);
-    this.#settleFinished();
+    let offset = 0;
+    for (const job of owners) {
+      job.resolve(results.slice(offset, offset + job.mutations.length));
+      offset += job.mutations.length;
+    }
     this.#options.onCommit?.(results, batch, performance.now() - startedMonoMs);
-  }
-
-  #settleFinished(): void {
-    while (this.#jobs.length > 0) {
-      const job = this.#jobs[0]!;
-      if (job.results.length < job.mutations.length) return;
-      this.#jobs.shift();
-      job.resolve(job.results);
-    }
-  }
-
-  #failJobs(failed: Set<Job>, error: unknown): void {
-    for (const job of failed) {
-      const index = this.#jobs.indexOf(job);
-      if (index >= 0) this.#jobs.splice(index, 1);
-      this.#queued -= job.mutations.length - job.taken;
-      job.reject(error);
-    }
   }
 }

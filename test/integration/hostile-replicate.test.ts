@@ -5,6 +5,7 @@
 // replay idempotently, and the seed's single {"key","value"} shape must work.
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
+import { limits } from '../../src/limits.ts';
 import { getJson, httpRequest, postJson } from '../helpers/http.ts';
 import { useOneNode } from '../helpers/node-process.ts';
 import { buildRequest, errorLogLines, exchange, Rng, seedFrom } from './hostile-support.ts';
@@ -13,7 +14,7 @@ import { type Answer, assertError, readKey, storeHash, VERSION_PATTERN } from '.
 const SEED_VARIABLE = 'PEERKV_REPLICATE_SEED';
 const BAD_BATCHES = 160;
 const ENTRIES_PER_BATCH_MAX = 40;
-const ENTRIES_MAX = 20_000;
+const ENTRIES_MAX = limits.replicateEntriesMax;
 const KEY_BYTES_MAX = 1024;
 const VALUE_BYTES_MAX = 1024 * 1024;
 /** The resync page bound (8 MiB) plus one value (1 MiB) plus 64 KiB of framing: what senders send. */

@@ -1,4 +1,4 @@
-// Checks WriteQueue's group commit, splitting of large jobs, back-pressure, failure isolation and shutdown, by driving it with a fake applier that records every transaction and can be told to throw.
+// Checks WriteQueue's group commit, large jobs committed whole (never split), back-pressure, failure isolation and shutdown, by driving it with a fake applier that records every transaction and can be told to throw.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { setImmediate as nextTurn } from 'node:timers/promises';
@@ -93,37 +93,31 @@ describe('WriteQueue group commit', () => {
       queuedMutationsMax: 100,
       onCommit: (results) => seen.push(resultKeys([...results])),
     });
-    await queue.submit(puts('a', 'b', 'c'));
+    await Promise.all([queue.submit(puts('a', 'b')), queue.submit(puts('c'))]);
     assert.deepEqual(seen, [['a', 'b'], ['c']]);
   });
 });
 
 describe('WriteQueue large jobs', () => {
-  test('a job bigger than commitMutationsMax is split over several transactions and resolves once, at the end', async () => {
+  test('a job bigger than commitMutationsMax commits in one transaction of its own (all or nothing)', async () => {
     const applier = new FakeApplier();
     const queue = newQueue(applier, 3);
+    const before = queue.submit(puts('x'));
     const keys = range('k', 10);
-    let transactionsWhenSettled = -1;
-    const results = await queue.submit(puts(...keys)).then((value) => {
-      transactionsWhenSettled = applier.transactions.length;
-      return value;
-    });
-    assert.deepEqual(
-      applier.transactions.map((transaction) => transaction.length),
-      [3, 3, 3, 1],
-    );
-    assert.equal(transactionsWhenSettled, 4);
+    const results = await queue.submit(puts(...keys));
+    await before;
+    assert.deepEqual(applier.transactions, [['x'], keys]);
     assert.deepEqual(resultKeys(results), keys, 'all results, in order');
-    assert.deepEqual(
-      results.map((result) => result.version.timestamp),
-      [1, 1, 1, 2, 2, 2, 3, 3, 3, 4],
+    assert.ok(
+      results.every((result) => result.version.timestamp === 2),
+      'one transaction',
     );
   });
 
-  test('the event loop runs between the transactions of a split job', async () => {
+  test('the event loop runs between transactions: jobs are grouped up to commitMutationsMax', async () => {
     const applier = new FakeApplier();
     const queue = newQueue(applier, 2);
-    const done = queue.submit(puts(...range('k', 6)));
+    const done = Promise.all([1, 2, 3].map((n) => queue.submit(puts(`a${n}`, `b${n}`))));
     const progress: number[] = [];
     for (let turn = 0; turn < 3; turn += 1) {
       await nextTurn();
@@ -133,17 +127,14 @@ describe('WriteQueue large jobs', () => {
     assert.deepEqual(progress, [1, 2, 3], 'one transaction per turn');
   });
 
-  test('a small job behind a split job shares the last transaction and resolves after it', async () => {
+  test('a small job behind a large job gets the next transaction and resolves after it', async () => {
     const applier = new FakeApplier();
     const queue = newQueue(applier, 3);
     const order: string[] = [];
     const big = queue.submit(puts('a1', 'a2', 'b1', 'b2', 'b3')).then(() => order.push('big'));
     const small = queue.submit(puts('c1')).then(() => order.push('small'));
     await Promise.all([big, small]);
-    assert.deepEqual(applier.transactions, [
-      ['a1', 'a2', 'b1'],
-      ['b2', 'b3', 'c1'],
-    ]);
+    assert.deepEqual(applier.transactions, [['a1', 'a2', 'b1', 'b2', 'b3'], ['c1']]);
     assert.deepEqual(order, ['big', 'small']);
   });
 });
@@ -206,14 +197,15 @@ describe('WriteQueue failures', () => {
     assert.deepEqual(resultKeys(await queue.submit(puts('e'))), ['e']);
   });
 
-  test('a split job that fails in a later transaction is rejected and frees its queue space', async () => {
+  test('a large job that fails stores none of its mutations and frees its queue space', async () => {
     const applier = new FakeApplier();
-    applier.poison.add('k3');
+    applier.poison.add('k5');
     const queue = newQueue(applier, 2, 10);
     const big = queue.submit(puts(...range('k', 6)));
     const after = queue.submit(puts('z'));
-    await assert.rejects(big, /disk full while writing k3/);
+    await assert.rejects(big, /disk full while writing k5/);
     assert.deepEqual(resultKeys(await after), ['z']);
+    assert.deepEqual(applier.transactions, [['z']], 'no part of the failed job was committed');
     assert.equal(queue.queued, 0);
     assert.deepEqual(resultKeys(await queue.submit(puts(...range('n', 10)))), range('n', 10));
   });
@@ -225,10 +217,7 @@ describe('WriteQueue close', () => {
     const queue = newQueue(applier, 2);
     const pending = [queue.submit(puts('a', 'b', 'c')), queue.submit(puts('d'))];
     await queue.close();
-    assert.deepEqual(applier.transactions, [
-      ['a', 'b'],
-      ['c', 'd'],
-    ]);
+    assert.deepEqual(applier.transactions, [['a', 'b', 'c'], ['d']]);
     assert.deepEqual(resultKeys(await pending[0]!), ['a', 'b', 'c']);
     assert.deepEqual(resultKeys(await pending[1]!), ['d']);
     const error = await rejectsPeerkv(queue.submit(puts('late')), 'SHUTTING_DOWN');
