@@ -31,6 +31,8 @@ export interface Peer {
   clockOffsetMs: number | null;
   rttMs: number | null;
   skewed: boolean;
+  /** The largest value the peer accepts, from its ping (null: it does not say). */
+  valueBytesMax: number | null;
   resyncing: boolean;
   resyncWanted: string | null;
   /** When the wanted resync was asked for, and when it may start. */
@@ -55,6 +57,8 @@ export interface SupervisorDeps {
   /** Time between anti-entropy digest comparisons with each peer. */
   readonly antiEntropyIntervalMs: number;
   readonly clockSkewMsMax: number;
+  /** Our --max-value-bytes, compared with what each peer announces. */
+  readonly valueBytesMax: number;
   readonly wallMs: () => number;
   readonly log: Logger;
   readonly runResync: (peer: Peer, yieldToBusyPeer: boolean) => Promise<ResyncReport>;
@@ -145,6 +149,7 @@ export class Supervisor {
     }
     peer.lastSeenMs = this.#deps.wallMs();
     peer.rttMs = answer.rttMs;
+    this.#checkLimits(peer, answer.valueBytesMax);
     this.#checkClock(peer, answer.timeMs - (answer.sentAtMs + answer.rttMs / 2));
     if (peer.nodeId !== null && peer.nodeId !== answer.nodeId) {
       this.#deps.log.warn(
@@ -174,6 +179,22 @@ export class Supervisor {
     const reason = error instanceof Error ? error.message : String(error);
     if (was === 'up') this.#deps.log.warn({ peer: peer.url, reason }, 'peer down');
     else this.#deps.log.info({ peer: peer.url, reason }, 'peer not reachable yet');
+  }
+
+  /** A peer that accepts smaller values than we do will refuse some of ours: say so once. */
+  #checkLimits(peer: Peer, valueBytesMax: number | null): void {
+    if (valueBytesMax === peer.valueBytesMax) return;
+    peer.valueBytesMax = valueBytesMax;
+    if (valueBytesMax !== null && valueBytesMax < this.#deps.valueBytesMax) {
+      this.#deps.log.warn(
+        {
+          peer: peer.url,
+          peerValueBytesMax: valueBytesMax,
+          valueBytesMax: this.#deps.valueBytesMax,
+        },
+        'peer accepts smaller values than this node; larger ones will be refused by it',
+      );
+    }
   }
 
   #checkClock(peer: Peer, offsetMs: number): void {
@@ -270,6 +291,7 @@ export function peerStatus(peer: Peer, now: number): Record<string, unknown> {
     rttMs: peer.rttMs === null ? null : Math.round(peer.rttMs * 10) / 10,
     clockOffsetMs: peer.clockOffsetMs,
     clockSkewed: peer.skewed,
+    valueBytesMax: peer.valueBytesMax,
     replication: {
       pendingChanges: stats.pendingChanges,
       oldestPendingAgeMs: stats.oldestPendingAgeMs,
@@ -281,6 +303,8 @@ export function peerStatus(peer: Peer, now: number): Record<string, unknown> {
       bytesSent: stats.bytesSent,
       failures: stats.failures,
       lastError: stats.lastError,
+      refusedEntries: stats.refusedEntries,
+      lastRefused: stats.lastRefused,
     },
     resyncing: peer.resyncing,
     lastResync: peer.lastResync,

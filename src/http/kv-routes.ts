@@ -72,6 +72,7 @@ export function kvRoutes(service: KvService, options: KvRouteOptions): Route[] {
         sendJsonText(res, 200, '{"message":"pong"}', {
           'X-Peerkv-Node-Id': service.nodeId,
           'X-Peerkv-Time-Ms': String(Math.floor(options.wallMs())),
+          'X-Peerkv-Max-Value-Bytes': String(options.valueBytesMax),
         });
       },
     },

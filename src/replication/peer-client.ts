@@ -23,6 +23,8 @@ export interface PingAnswer {
   readonly timeMs: number;
   readonly sentAtMs: number;
   readonly rttMs: number;
+  /** The peer's --max-value-bytes (X-Peerkv-Max-Value-Bytes); null when it does not say. */
+  readonly valueBytesMax: number | null;
 }
 
 export interface PeerClientOptions {
@@ -77,7 +79,9 @@ export class PeerClient {
     if (typeof nodeId !== 'string' || !NODE_ID_PATTERN.test(nodeId) || !Number.isFinite(timeMs)) {
       throw new PeerCallError('ping answer carries no peerkv node id');
     }
-    return { nodeId, timeMs, sentAtMs, rttMs };
+    const limit = Number(headers['x-peerkv-max-value-bytes']);
+    const valueBytesMax = Number.isSafeInteger(limit) && limit > 0 ? limit : null;
+    return { nodeId, timeMs, sentAtMs, rttMs, valueBytesMax };
   }
 
   /** Calls the peer; resolves with the parsed JSON of a 2xx answer. */

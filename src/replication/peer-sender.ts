@@ -17,6 +17,7 @@ import type { Change } from '../store/types.ts';
 import { entryJson, replicateBody } from '../store/wire.ts';
 import { LagSamples } from './lag-samples.ts';
 import type { PeerClient } from './peer-client.ts';
+import { pushRefusing, type RefusedEntry } from './push-refusals.ts';
 
 export interface SenderStore {
   readonly nodeId: string;
@@ -54,6 +55,9 @@ export interface SenderStats {
   readonly bytesSent: number;
   readonly failures: number;
   readonly lastError: string | null;
+  /** Entries the peer refused (e.g. a value over its limit): skipped, not retried. */
+  readonly refusedEntries: number;
+  readonly lastRefused: (RefusedEntry & { readonly at: string }) | null;
 }
 
 export interface SenderDeps {
@@ -65,6 +69,8 @@ export interface SenderDeps {
   readonly random: () => number;
   /** Told the replication lag of every acknowledged batch (for metrics). */
   readonly observeLagMs?: (lagMs: number) => void;
+  /** Told how many entries a peer refused (for metrics). */
+  readonly onRefused?: (count: number) => void;
 }
 
 export class PeerSender {
@@ -90,6 +96,8 @@ export class PeerSender {
     bytesSent: 0,
     failures: 0,
     lastError: null as string | null,
+    refusedEntries: 0,
+    lastRefused: null as (RefusedEntry & { at: string }) | null,
   };
 
   constructor(deps: SenderDeps) {
@@ -200,14 +208,19 @@ export class PeerSender {
   }
 
   #send(batch: Batch, slot: InFlight, epoch: number): void {
-    const body = replicateBody(this.#deps.store.nodeId, batch.json, false);
-    this.#deps.client.call('POST', '/replicate', body).then(
-      () => {
+    const push = (entriesJson: string): Promise<void> => {
+      const body = replicateBody(this.#deps.store.nodeId, entriesJson, false);
+      return this.#deps.client.call('POST', '/replicate', body).then(() => {
+        this.#stats.bytesSent += Buffer.byteLength(body);
+      });
+    };
+    pushRefusing(batch.json, batch.count, push).then(
+      (outcome) => {
         if (epoch !== this.#epoch) return;
+        if (outcome.refused.length > 0) this.#noteRefused(outcome.refused);
         slot.done = true;
         this.#stats.batchesSent += 1;
-        this.#stats.entriesSent += batch.count;
-        this.#stats.bytesSent += Buffer.byteLength(body);
+        this.#stats.entriesSent += outcome.delivered;
         const lagMs = Math.max(0, this.#deps.wallMs() - timestampToMs(batch.oldestTimestamp));
         this.#lag.add(lagMs);
         this.#deps.observeLagMs?.(lagMs);
@@ -217,6 +230,20 @@ export class PeerSender {
       },
       (error: unknown) => this.#failed(error, epoch),
     );
+  }
+
+  /** Entries the peer refused were skipped (not retried): count them and say so once per batch. */
+  #noteRefused(refused: readonly RefusedEntry[]): void {
+    this.#stats.refusedEntries += refused.length;
+    this.#stats.lastRefused = {
+      ...refused.at(-1)!,
+      at: new Date(this.#deps.wallMs()).toISOString(),
+    };
+    this.#deps.log.warn(
+      { refused: refused.length, first: refused[0] },
+      'peer refused entries; skipped them and sent the rest',
+    );
+    this.#deps.onRefused?.(refused.length);
   }
 
   async #readBatch(afterSeq: number, backlog: number): Promise<Batch> {

@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import { replicationLimits as bounds } from '../limits.ts';
 import type { StorePool } from '../pool.ts';
 import type { PeerClient } from '../replication/peer-client.ts';
+import { pushRefusing } from '../replication/push-refusals.ts';
 import { BUCKETS_PER_GROUP, type BucketDigest } from '../store/digest.ts';
 import { compareMergeOrder } from '../store/merge-order.ts';
 import type { Entry, Mutation, MutationResult } from '../store/types.ts';
@@ -51,6 +52,8 @@ export interface ResyncReport {
   readonly bucketsDiffering: number;
   readonly entriesSent: number;
   readonly entriesReceived: number;
+  /** Entries the peer refused (skipped; reported, not retried in this run). */
+  readonly entriesRefused: number;
   readonly bytesSent: number;
   readonly bytesReceived: number;
 }
@@ -59,7 +62,13 @@ export class Resync {
   readonly #deps: ResyncDeps;
   readonly #client: PeerClient;
   readonly #peerNodeId: string;
-  readonly #report = { entriesSent: 0, entriesReceived: 0, bytesSent: 0, bytesReceived: 0 };
+  readonly #report = {
+    entriesSent: 0,
+    entriesReceived: 0,
+    entriesRefused: 0,
+    bytesSent: 0,
+    bytesReceived: 0,
+  };
   #entriesTotal = 0;
   #lastProgressMs = 0;
 
@@ -248,11 +257,20 @@ export class Resync {
     }
   }
 
+  /** Pushes entries to the peer; ones it refuses are skipped and counted, not retried. */
   async #push(entriesJson: string, count: number): Promise<void> {
-    const body = replicateBody(this.#deps.store.nodeId, entriesJson, true);
-    await this.#client.call('POST', '/replicate', body);
-    this.#report.entriesSent += count;
-    this.#report.bytesSent += Buffer.byteLength(body);
+    const outcome = await pushRefusing(entriesJson, count, async (json) => {
+      const body = replicateBody(this.#deps.store.nodeId, json, true);
+      await this.#client.call('POST', '/replicate', body);
+      this.#report.bytesSent += Buffer.byteLength(body);
+    });
+    this.#report.entriesSent += outcome.delivered;
+    if (outcome.refused.length === 0) return;
+    this.#report.entriesRefused += outcome.refused.length;
+    this.#deps.log.warn(
+      { refused: outcome.refused.length, first: outcome.refused[0] },
+      'peer refused entries of a resync; skipped them and sent the rest',
+    );
   }
 
   async #merge(entries: Entry[]): Promise<void> {
