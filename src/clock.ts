@@ -15,10 +15,17 @@ export type WallClock = () => number;
 export class HybridClock {
   #last: number;
   readonly #wallMs: WallClock;
+  readonly #aheadMsMax: () => number;
 
-  constructor(wallMs: WallClock, last = 0) {
+  /**
+   * `aheadMsMax` caps how far an observed timestamp may move this clock past
+   * the wall clock (default: a day), so one version from the future cannot
+   * stamp every later write far ahead.
+   */
+  constructor(wallMs: WallClock, last = 0, aheadMsMax: () => number = () => FUTURE_MS_MAX) {
     this.#wallMs = wallMs;
     this.#last = last;
+    this.#aheadMsMax = aheadMsMax;
   }
 
   now(): number {
@@ -28,7 +35,18 @@ export class HybridClock {
   }
 
   observe(timestamp: number): void {
-    if (timestamp > this.#last) this.#last = Math.min(timestamp, TIMESTAMP_MAX);
+    const cap = Math.min(TIMESTAMP_MAX, this.timestampMax());
+    if (timestamp > this.#last) this.#last = Math.max(this.#last, Math.min(timestamp, cap));
+  }
+
+  /** The highest timestamp this clock will accept from outside right now. */
+  timestampMax(): number {
+    return timestampMaxAt(this.#wallMs(), this.#aheadMsMax());
+  }
+
+  /** How far the clock runs ahead of the wall clock, in ms (0 when it does not). */
+  aheadOfWallMs(): number {
+    return Math.max(0, timestampToMs(this.#last) - Math.floor(this.#wallMs()));
   }
 
   /** The highest timestamp issued or observed so far. */
@@ -52,10 +70,11 @@ export function timestampToMs(timestamp: number): number {
  */
 export const TIMESTAMP_MAX = Number.MAX_SAFE_INTEGER - 2 ** 32;
 
-/** How far ahead of our wall clock a peer's version may be: a day. */
+/** The most a clock may ever be allowed to run ahead of the wall clock: a day. */
 export const FUTURE_MS_MAX = 86_400_000;
 
-/** The largest timestamp a peer may send now, given our wall clock. */
-export function timestampMaxAt(wallMs: number): number {
-  return Math.min(TIMESTAMP_MAX, Math.floor(wallMs + FUTURE_MS_MAX) * LOGICAL_PER_MS);
+/** The largest timestamp a peer may send now, given our wall clock and how far ahead we allow. */
+export function timestampMaxAt(wallMs: number, aheadMs: number = FUTURE_MS_MAX): number {
+  const ahead = Math.min(Math.max(0, aheadMs), FUTURE_MS_MAX);
+  return Math.min(TIMESTAMP_MAX, Math.floor(wallMs + ahead) * LOGICAL_PER_MS + LOGICAL_PER_MS - 1);
 }

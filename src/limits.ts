@@ -92,6 +92,12 @@ export const replicationLimits = {
   resyncDefersMax: 5,
   /** Times in a row a wanted resync yields to a peer that says it is busy resyncing. */
   resyncYieldsMax: 5,
+  /**
+   * How far past our wall clock a version may be, beyond the largest clock
+   * offset measured to a peer: versions further ahead are refused, and
+   * observed versions move our clock at most this far ahead.
+   */
+  versionAheadSlackMs: 10_000,
   /** Resyncs running at once on this node (one: a rebuilt node pulls its data once, not per peer). */
   resyncsConcurrentMax: 1,
 } as const;

@@ -32,6 +32,7 @@ import { type Peer, peerStatus, Supervisor } from './supervisor.ts';
 import { Resync } from './sync/resync.ts';
 
 export class PeerkvNode {
+  readonly clock: HybridClock;
   readonly store: KvStore;
   readonly writes: WriteQueue;
   readonly pool: StorePool;
@@ -63,10 +64,11 @@ export class PeerkvNode {
     this.#tls = loadTls(config.tls);
     this.#https = this.#tls.cert !== null;
     this.#wallMs = () => Date.now() + config.clockOffsetMs;
+    this.clock = new HybridClock(this.#wallMs, 0, () => this.#versionAheadMsMax());
     this.store = new KvStore(
       config.dataDir,
       config.sync,
-      new HybridClock(this.#wallMs),
+      this.clock,
       log.child({ component: 'store' }),
     );
     const metrics = new Metrics(this.store.nodeId);
@@ -88,6 +90,7 @@ export class PeerkvNode {
       pingIntervalMs: config.pingIntervalMs,
       antiEntropyIntervalMs: config.antiEntropyIntervalMs,
       clockSkewMsMax: config.clockSkewMsMax,
+      clockAheadMs: () => this.clock.aheadOfWallMs(),
       valueBytesMax: config.valueBytesMax,
       wallMs: this.#wallMs,
       log: log.child({ component: 'supervisor' }),
@@ -108,7 +111,12 @@ export class PeerkvNode {
     metrics.sample(this.#probe());
     assertLimitRelations(config.valueBytesMax);
     const bodyBudget = new BodyBudget(limits.bodyBytesInFlightMax);
-    const routeOptions = { valueBytesMax: config.valueBytesMax, wallMs: this.#wallMs, bodyBudget };
+    const routeOptions = {
+      valueBytesMax: config.valueBytesMax,
+      wallMs: this.#wallMs,
+      timestampMax: () => this.clock.timestampMax(),
+      bodyBudget,
+    };
     const routes = [
       ...kvRoutes(this.#kvService(), routeOptions),
       ...syncRoutes(this.#syncService(), routeOptions),
@@ -211,6 +219,17 @@ export class PeerkvNode {
     }
   }
 
+  /**
+   * How far ahead of our wall clock a version may be: the largest offset
+   * measured to a peer (a peer whose clock runs ahead writes ahead) plus a
+   * few seconds of slack.
+   */
+  #versionAheadMsMax(): number {
+    let offsetMs = 0;
+    for (const peer of this.peers ?? []) offsetMs = Math.max(offsetMs, peer.clockOffsetMs ?? 0);
+    return offsetMs + replicationLimits.versionAheadSlackMs;
+  }
+
   #createPeer(url: string): Peer {
     const client = new PeerClient(url, {
       timeoutMs: this.#config.timeoutMs,
@@ -230,8 +249,9 @@ export class PeerkvNode {
       wallMs: this.#wallMs,
       random: Math.random,
       observeLagMs: (lagMs) => this.#metrics.observeReplicationLag(url, lagMs / 1000),
+      onRefused: () => this.supervisor.noteRefused(peer),
     });
-    return {
+    const peer: Peer = {
       url,
       client,
       sender,
@@ -250,6 +270,7 @@ export class PeerkvNode {
       lastResync: null,
       resyncTotals: { runs: 0, entriesSent: 0, entriesReceived: 0, bytesSent: 0, bytesReceived: 0 },
     };
+    return peer;
   }
 
   #resync(peer: Peer, yieldToBusyPeer: boolean) {
@@ -263,6 +284,7 @@ export class PeerkvNode {
         localBacklog: () => peer.sender.pending,
         sleep: (ms) => sleep(ms),
         deferMs: Math.min(this.#config.pingIntervalMs, 1_000),
+        timestampMax: () => this.clock.timestampMax(),
         yieldToBusyPeer,
       },
       peer.client,
@@ -381,6 +403,10 @@ export class PeerkvNode {
         writeQueue: this.writes.queued,
         commits: this.writes.commits,
         storage: storageStatus(this.store.storageError),
+        clock: {
+          aheadOfWallMs: this.clock.aheadOfWallMs(),
+          ahead: this.clock.aheadOfWallMs() > this.#config.clockSkewMsMax,
+        },
       },
       peers: this.peers
         .filter((peer) => peer.state !== 'self')

@@ -57,6 +57,8 @@ export interface SupervisorDeps {
   /** Time between anti-entropy digest comparisons with each peer. */
   readonly antiEntropyIntervalMs: number;
   readonly clockSkewMsMax: number;
+  /** How far our own clock runs ahead of the wall clock (reported when past clockSkewMsMax). */
+  readonly clockAheadMs: () => number;
   /** Our --max-value-bytes, compared with what each peer announces. */
   readonly valueBytesMax: number;
   readonly wallMs: () => number;
@@ -76,6 +78,7 @@ export class Supervisor {
   #stopped = false;
   #ticking: Promise<void> = Promise.resolve();
   #resyncsRunning = 0;
+  #clockAhead = false;
   readonly #startedMs = performance.now();
   #lastAntiEntropyMs = performance.now();
 
@@ -102,6 +105,7 @@ export class Supervisor {
   /** One round of pings; resyncs are started, not awaited. */
   async tick(): Promise<void> {
     this.#ticks += 1;
+    this.#checkOwnClock();
     const now = performance.now();
     const antiEntropy = now - this.#lastAntiEntropyMs >= this.#deps.antiEntropyIntervalMs;
     if (antiEntropy) this.#lastAntiEntropyMs = now;
@@ -109,6 +113,20 @@ export class Supervisor {
       this.#deps.peers
         .filter((peer) => peer.state !== 'self')
         .map((peer) => this.#ping(peer, antiEntropy)),
+    );
+  }
+
+  /**
+   * The sender skipped entries the peer refused. Some refusals pass (a version
+   * ahead of the peer's clock is taken once its clock allows): a later resync
+   * offers them again.
+   */
+  noteRefused(peer: Peer): void {
+    if (peer.state !== 'up') return;
+    this.#want(peer, 'refused');
+    peer.resyncNotBeforeMs = Math.max(
+      peer.resyncNotBeforeMs,
+      performance.now() + 2 * this.#deps.pingIntervalMs,
     );
   }
 
@@ -179,6 +197,20 @@ export class Supervisor {
     const reason = error instanceof Error ? error.message : String(error);
     if (was === 'up') this.#deps.log.warn({ peer: peer.url, reason }, 'peer down');
     else this.#deps.log.info({ peer: peer.url, reason }, 'peer not reachable yet');
+  }
+
+  /** Our clock ahead of wall time (it observed a version from the future): log it once. */
+  #checkOwnClock(): void {
+    const aheadMs = this.#deps.clockAheadMs();
+    const ahead = aheadMs > this.#deps.clockSkewMsMax;
+    if (ahead && !this.#clockAhead) {
+      this.#deps.log.warn(
+        { aheadOfWallMs: aheadMs, maxMs: this.#deps.clockSkewMsMax },
+        'this node clock runs ahead of wall time (it observed versions from the future)',
+      );
+    } else if (!ahead && this.#clockAhead)
+      this.#deps.log.info('this node clock back near wall time');
+    this.#clockAhead = ahead;
   }
 
   /** A peer that accepts smaller values than we do will refuse some of ours: say so once. */

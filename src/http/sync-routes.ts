@@ -3,7 +3,6 @@
  * seed's single `{"key","value"}`), the resync exchange under `/sync/`, and
  * `GET /cluster`, the node's view of itself and its peers.
  */
-import { timestampMaxAt } from '../clock.ts';
 import { PeerkvError } from '../errors.ts';
 import { limits, replicateBodyBytesMax, replicationLimits } from '../limits.ts';
 import type { BucketDigest } from '../store/digest.ts';
@@ -37,13 +36,14 @@ export interface SyncService {
 
 export interface SyncRouteOptions {
   readonly valueBytesMax: number;
-  readonly wallMs: () => number;
+  /** The highest version timestamp accepted right now (src/clock.ts). */
+  readonly timestampMax: () => number;
   /** The node-wide budget of request-body bytes in flight. */
   readonly bodyBudget: BodyBudget;
 }
 
 export function syncRoutes(service: SyncService, options: SyncRouteOptions): Route[] {
-  const { valueBytesMax, wallMs } = options;
+  const { valueBytesMax, timestampMax } = options;
   const batchBody: BodyLimits = {
     bytesMax: replicateBodyBytesMax(valueBytesMax),
     budget: options.bodyBudget,
@@ -55,7 +55,7 @@ export function syncRoutes(service: SyncService, options: SyncRouteOptions): Rou
   const replicateGate = { inFlight: 0 };
   const replicate: Handler = async (req, res) => {
     const body = await readJson(req, batchBody);
-    const payload = validateReplicate(body, valueBytesMax, timestampMaxAt(wallMs()));
+    const payload = validateReplicate(body, valueBytesMax, timestampMax());
     if (payload.kind === 'single') {
       const [result] = await service.submit([
         { kind: 'local', key: payload.key, valueJson: payload.valueJson },

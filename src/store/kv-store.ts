@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import type Database from 'better-sqlite3';
 import type { Logger } from 'pino';
-import type { HybridClock } from '../clock.ts';
+import { type HybridClock, timestampToMs } from '../clock.ts';
 import { isStorageFull, storageFull } from '../errors.ts';
 import { formatVersion, type Version } from '../version.ts';
 import { BucketDigest, bucketOf, entryHash } from './digest.ts';
@@ -58,7 +58,14 @@ export class KvStore {
     this.nodeId = this.#statements.metaGet.get('node_id') as string;
     this.#seq = (this.#statements.seqMax.get() as number | null) ?? 0;
     this.#clock = clock;
-    clock.observe(Number(this.#statements.metaGet.get('clock')));
+    const persistedClock = Number(this.#statements.metaGet.get('clock'));
+    clock.observe(persistedClock);
+    if (persistedClock > clock.last) {
+      log?.warn(
+        { aheadOfWallMs: timestampToMs(persistedClock) - Math.floor(clock.wallMs()) },
+        'persisted clock was far ahead of wall time; not followed',
+      );
+    }
     this.digest = this.#loadDigest();
   }
 
@@ -209,7 +216,10 @@ export class KvStore {
         };
       }
       if (existingVersion) this.#clock.observe(existingVersion.timestamp);
-      version = { timestamp: this.#clock.now(), nodeId: this.nodeId };
+      // The clock may be capped below a far-future version this key holds;
+      // the write must still order after it (without dragging the clock there).
+      const timestamp = Math.max(this.#clock.now(), (existingVersion?.timestamp ?? 0) + 1);
+      version = { timestamp, nodeId: this.nodeId };
       valueJson = mutation.valueJson;
       source = this.nodeId;
       hash = entryHash(key, formatVersion(version), valueJson);

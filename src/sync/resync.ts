@@ -42,6 +42,8 @@ export interface ResyncDeps {
   readonly localBacklog: () => number;
   readonly sleep: (ms: number) => Promise<void>;
   readonly deferMs: number;
+  /** The highest version timestamp we accept now; entries further ahead are skipped. */
+  readonly timestampMax: () => number;
   /** Yield to a peer that is resyncing itself (false for a node that just started). */
   readonly yieldToBusyPeer: boolean;
 }
@@ -166,7 +168,7 @@ export class Resync {
         '/sync/rows',
         JSON.stringify({ buckets, after, values: true }),
       );
-      const page = parseRows(answer, this.#deps.valueBytesMax, true);
+      const page = parseRows(answer, this.#deps.valueBytesMax, true, this.#deps.timestampMax());
       await this.#merge(page.entries);
       if (!page.next) return;
       after = page.next;
@@ -190,7 +192,9 @@ export class Resync {
     for (let index = 0; index < toPull.length; ) {
       const keys = toPull.slice(index, index + bounds.fetchKeysMax);
       const answer = await this.#call('POST', '/sync/fetch', JSON.stringify({ keys }));
-      await this.#merge(parseRows(answer, this.#deps.valueBytesMax, true).entries);
+      await this.#merge(
+        parseRows(answer, this.#deps.valueBytesMax, true, this.#deps.timestampMax()).entries,
+      );
       index += parseServed(answer, keys.length);
     }
     await this.#pushKeys(toPush);
@@ -224,7 +228,7 @@ export class Resync {
         '/sync/rows',
         JSON.stringify({ buckets, after, values: false }),
       );
-      const page = parseSummaries(answer, this.#deps.valueBytesMax);
+      const page = parseSummaries(answer, this.#deps.valueBytesMax, this.#deps.timestampMax());
       for (const [key, summary] of page.summaries) summaries.set(key, summary);
       if (!page.next) return summaries;
       after = page.next;

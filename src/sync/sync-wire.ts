@@ -2,12 +2,11 @@
  * Shapes of the resync messages, and strict parsers for them: a peer's
  * answer or request is untrusted input like any other.
  */
-import { timestampMaxAt } from '../clock.ts';
 import { PeerkvError } from '../errors.ts';
 import { validateReplicate } from '../http/validate.ts';
 import { BUCKETS, BUCKETS_PER_GROUP, GROUPS } from '../store/digest.ts';
 import type { Entry } from '../store/types.ts';
-import { NODE_ID_PATTERN, type Version } from '../version.ts';
+import { NODE_ID_PATTERN, parseVersion, type Version } from '../version.ts';
 
 export interface BucketCursor {
   readonly bucket: number;
@@ -118,19 +117,38 @@ function parseCursor(value: unknown): BucketCursor | null {
   return { bucket: value.bucket as number, key: value.key };
 }
 
-/** Parses `{"rows": [...], "next": cursor|null}`; summaries carry no value. */
+/**
+ * Parses `{"rows": [...], "next": cursor|null}`; summaries carry no value.
+ * Rows whose version is further ahead than `timestampMax` are left out (and
+ * counted in `aheadSkipped`) rather than failing the page: a later resync
+ * takes them once our clock allows. Any other malformed row fails the page.
+ */
 export function parseRows(
   value: unknown,
   valueBytesMax: number,
   withValues: boolean,
-): { entries: Entry[]; next: BucketCursor | null } {
+  timestampMax: number,
+): {
+  entries: Entry[];
+  rows: Record<string, unknown>[];
+  next: BucketCursor | null;
+  aheadSkipped: number;
+} {
   if (!isObject(value) || !Array.isArray(value.rows)) throw bad('rows answer is malformed');
-  const rows = withValues
-    ? value.rows
-    : value.rows.map((row) => (isObject(row) ? { ...row, value: null } : row));
-  const payload = validateReplicate({ entries: rows }, valueBytesMax, timestampMaxAt(Date.now()));
+  const rows = value.rows.filter((row): row is Record<string, unknown> => {
+    if (!isObject(row)) throw bad('rows answer: a row is not an object');
+    const version = parseVersion(row.version);
+    return version === undefined || version.timestamp <= timestampMax;
+  });
+  const entries = withValues ? rows : rows.map((row) => ({ ...row, value: null }));
+  const payload = validateReplicate({ entries }, valueBytesMax, timestampMax);
   if (payload.kind !== 'batch') throw bad('rows answer is malformed');
-  return { entries: payload.entries, next: parseCursor(value.next) };
+  return {
+    entries: payload.entries,
+    rows,
+    next: parseCursor(value.next),
+    aheadSkipped: value.rows.length - rows.length,
+  };
 }
 
 /** A key summary: the key's version and, from peers that send it, its digest hash. */
@@ -143,12 +161,12 @@ export interface Summary {
 export function parseSummaries(
   value: unknown,
   valueBytesMax: number,
+  timestampMax: number,
 ): { summaries: Map<string, Summary>; next: BucketCursor | null } {
-  const page = parseRows(value, valueBytesMax, false);
-  const rows = (value as { rows: unknown[] }).rows;
+  const page = parseRows(value, valueBytesMax, false, timestampMax);
   const summaries = new Map<string, Summary>();
   for (const [index, entry] of page.entries.entries()) {
-    const hash = (rows[index] as Record<string, unknown>).hash;
+    const hash = page.rows[index]!.hash;
     if (hash !== undefined && !(Number.isSafeInteger(hash) && (hash as number) >= 0)) {
       throw bad('rows answer: bad hash');
     }

@@ -1,0 +1,71 @@
+// Checks that a version from the future cannot drag a node's clock with it (issue 9, point 10):
+// the hybrid clock caps how far an observed timestamp moves it, a persisted clock far ahead is
+// not followed after a restart, and a write to a key that holds a far-future version still
+// orders after it; on real KvStore files in a temp dir and a fake wall clock.
+import assert from 'node:assert/strict';
+import { after, describe, test } from 'node:test';
+import Database from 'better-sqlite3';
+import { HybridClock, LOGICAL_PER_MS, timestampToMs } from '../../src/clock.ts';
+import { KvStore } from '../../src/store/kv-store.ts';
+import { compareVersions } from '../../src/version.ts';
+import { applyRemote, putLocal, TempDirs } from './store-fixture.ts';
+
+const dirs = new TempDirs();
+after(() => dirs.remove());
+
+const WALL_MS = 1_800_000_000_000;
+const DAY_MS = 86_400_000;
+const AHEAD_MS_MAX = 10_000;
+const clockAt = (wallMs: number) =>
+  new HybridClock(
+    () => wallMs,
+    0,
+    () => AHEAD_MS_MAX,
+  );
+
+describe('a clock that observes versions from the future', () => {
+  test('observe() moves the clock at most aheadMsMax past the wall clock', () => {
+    const clock = clockAt(WALL_MS);
+    clock.observe((WALL_MS + 5_000) * LOGICAL_PER_MS);
+    assert.equal(timestampToMs(clock.last), WALL_MS + 5_000, 'within the bound: followed');
+    clock.observe((WALL_MS + 23 * 3_600_000) * LOGICAL_PER_MS);
+    assert.ok(timestampToMs(clock.last) <= WALL_MS + AHEAD_MS_MAX, 'beyond it: capped');
+    assert.ok(clock.aheadOfWallMs() <= AHEAD_MS_MAX);
+    assert.equal(clock.timestampMax(), (WALL_MS + AHEAD_MS_MAX + 1) * LOGICAL_PER_MS - 1);
+  });
+
+  test('a persisted clock a day ahead is not followed after a restart', () => {
+    const dir = dirs.newDir();
+    new KvStore(dir, 'normal', clockAt(WALL_MS)).close();
+    const db = new Database(`${dir}/peerkv.db`);
+    db.prepare("UPDATE meta SET value = ? WHERE name = 'clock'").run(
+      String((WALL_MS + DAY_MS - 60_000) * LOGICAL_PER_MS),
+    );
+    db.close();
+    const store = new KvStore(dir, 'normal', clockAt(WALL_MS));
+    const written = putLocal(store, 'k', '1');
+    assert.ok(
+      timestampToMs(written.version.timestamp) - WALL_MS <= AHEAD_MS_MAX + 1,
+      `stamped ${timestampToMs(written.version.timestamp) - WALL_MS} ms ahead`,
+    );
+    store.close();
+  });
+
+  test('a key holding a far-future version is still overwritten by a later local write', () => {
+    const store = new KvStore(dirs.newDir(), 'normal', clockAt(WALL_MS));
+    const future = {
+      timestamp: (WALL_MS + 23 * 3_600_000) * LOGICAL_PER_MS,
+      nodeId: 'ffffffffffffff00',
+    };
+    applyRemote(store, [{ key: 'stuck', valueJson: '"old"', version: future }]);
+    const overwrite = putLocal(store, 'stuck', '"new"');
+    assert.ok(compareVersions(overwrite.version, future) > 0, 'the local write wins');
+    assert.equal(store.get('stuck')?.valueJson, '"new"');
+    const other = putLocal(store, 'other', '1');
+    assert.ok(
+      timestampToMs(other.version.timestamp) - WALL_MS <= AHEAD_MS_MAX + 1,
+      'other keys are stamped near wall time',
+    );
+    store.close();
+  });
+});
