@@ -22,6 +22,7 @@ export type ErrorCode =
   | 'SHUTTING_DOWN'
   | 'NOT_READY'
   | 'STORAGE_FULL'
+  | 'NODE_ID_CONFLICT'
   | 'INTERNAL';
 
 const statusByCode: Record<ErrorCode, number> = {
@@ -44,6 +45,7 @@ const statusByCode: Record<ErrorCode, number> = {
   SHUTTING_DOWN: 503,
   NOT_READY: 503,
   STORAGE_FULL: 507,
+  NODE_ID_CONFLICT: 503,
   INTERNAL: 500,
 };
 

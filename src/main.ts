@@ -3,11 +3,12 @@
  * (the default of `npm start`) runs a local 3-node cluster. The only place
  * that exits the process.
  */
-import { NODE_USAGE, parseNodeArgs } from './cli.ts';
+import { NODE_USAGE, parseFlags, parseNodeArgs } from './cli.ts';
 import { CLUSTER_USAGE, parseClusterArgs, runCluster } from './cluster.ts';
 import { ConfigError } from './errors.ts';
 import { createRootLogger } from './log.ts';
 import { PeerkvNode } from './node.ts';
+import { assignNewNodeId } from './store/new-node-id.ts';
 import { createTokenLines, parseTokenArgs, TOKEN_USAGE } from './token-command.ts';
 
 const USAGE = `Usage: peerkv <command> [flags]
@@ -15,6 +16,7 @@ const USAGE = `Usage: peerkv <command> [flags]
   peerkv node --port 8001 --peers http://127.0.0.1:8002,...   run one node
   peerkv cluster [--nodes 3] [--base-port 8001]               run a local cluster
   peerkv token create --name app --permissions read,write     make a client token
+  peerkv new-id --data-dir <dir>                               give a stopped node a new id
 
 Run "peerkv node --help", "peerkv cluster --help" or "peerkv token --help" for the flags.
 `;
@@ -47,9 +49,28 @@ async function runNode(argv: string[]): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
 }
 
+const NEW_ID_USAGE = `Usage: peerkv new-id --data-dir <dir>
+
+  Gives the (stopped) node of <dir> a fresh node id: for two data dirs that
+  share one (a copied dir, a restored backup). Its data stays; peers resync.
+`;
+
+function runNewId(argv: string[]): void {
+  const flags = parseFlags(argv, ['data-dir']);
+  if (flags.help) {
+    process.stdout.write(NEW_ID_USAGE);
+    return;
+  }
+  const dataDir = flags['data-dir'];
+  if (dataDir === undefined) throw new ConfigError('--data-dir is required (see --help)');
+  const { before, after } = assignNewNodeId(dataDir);
+  process.stdout.write(`peerkv: node id of ${dataDir} changed from ${before} to ${after}\n`);
+}
+
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   if (command === 'node') return runNode(rest);
+  if (command === 'new-id') return runNewId(rest);
   if (command === 'cluster') {
     const options = parseClusterArgs(rest);
     if (!options) process.stdout.write(CLUSTER_USAGE);
@@ -67,7 +88,9 @@ async function main(argv: string[]): Promise<void> {
   }
   // `peerkv --port 8001 ...` is read as `peerkv node --port 8001 ...`.
   if (command.startsWith('--')) return runNode(argv);
-  throw new ConfigError(`unknown command "${command}" (expected "node", "cluster" or "token")`);
+  throw new ConfigError(
+    `unknown command "${command}" (expected "node", "cluster", "token" or "new-id")`,
+  );
 }
 
 main(process.argv.slice(2)).catch((error: unknown) => {

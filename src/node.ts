@@ -3,13 +3,14 @@
  * supervisor -> HTTP — and takes it apart in the opposite order on shutdown.
  * Nothing else starts or stops the pieces.
  */
+import { randomBytes } from 'node:crypto';
 import { statSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { HybridClock } from './clock.ts';
 import type { NodeConfig } from './config.ts';
-import { ConfigError } from './errors.ts';
+import { ConfigError, PeerkvError } from './errors.ts';
 import { createHttpServer, type HttpServer, type Server } from './http/app.ts';
 import { BodyBudget } from './http/body-budget.ts';
 import { type KvService, kvRoutes } from './http/kv-routes.ts';
@@ -32,6 +33,8 @@ import { type Peer, peerStatus, Supervisor } from './supervisor.ts';
 import { Resync } from './sync/resync.ts';
 
 export class PeerkvNode {
+  /** A nonce for this process: how the node recognises itself in --peers (not by node id). */
+  readonly instanceId = randomBytes(8).toString('hex');
   readonly clock: HybridClock;
   readonly store: KvStore;
   readonly writes: WriteQueue;
@@ -86,6 +89,7 @@ export class PeerkvNode {
     this.peers = config.peers.map((url) => this.#createPeer(url));
     this.supervisor = new Supervisor({
       selfNodeId: this.store.nodeId,
+      selfInstanceId: this.instanceId,
       peers: this.peers,
       pingIntervalMs: config.pingIntervalMs,
       antiEntropyIntervalMs: config.antiEntropyIntervalMs,
@@ -261,6 +265,7 @@ export class PeerkvNode {
       clockOffsetMs: null,
       rttMs: null,
       skewed: false,
+      idConflict: false,
       valueBytesMax: null,
       resyncing: false,
       resyncWanted: null,
@@ -349,7 +354,9 @@ export class PeerkvNode {
       nodeId: store.nodeId,
       get: (key) => store.get(key),
       list: (prefix, after, limit) => store.list(prefix, after, limit),
+      instanceId: this.instanceId,
       write: async (key, valueJson): Promise<MutationResult> => {
+        this.#refuseWritesOnIdConflict();
         // A lone node need not remember deleting a key it never held (see Mutation).
         const tombstoneIfAbsent = this.peers.length > 0;
         const [result] = await this.writes.submit([
@@ -362,12 +369,27 @@ export class PeerkvNode {
     };
   }
 
+  /** Two live processes with one node id could issue the same version for different writes. */
+  #refuseWritesOnIdConflict(): void {
+    if (!this.supervisor.idConflict) return;
+    throw new PeerkvError(
+      'NODE_ID_CONFLICT',
+      'another process runs with this node id (a copied data dir): writes are refused until one of them gets a new id (peerkv new-id --data-dir <dir>)',
+    );
+  }
+
   #syncService(): SyncService {
     const store = this.store;
     return {
       nodeId: store.nodeId,
       digest: store.digest,
-      submit: (mutations) => this.writes.submit(mutations),
+      submit: (mutations) => {
+        // The seed's single {"key","value"} is stamped here like a client write.
+        if (mutations.some((mutation) => mutation.kind === 'local')) {
+          this.#refuseWritesOnIdConflict();
+        }
+        return this.writes.submit(mutations);
+      },
       writeRoom: () => this.writes.room,
       get: (key) => store.get(key),
       bucketRows: async (request) => {
@@ -403,6 +425,7 @@ export class PeerkvNode {
         writeQueue: this.writes.queued,
         commits: this.writes.commits,
         storage: storageStatus(this.store.storageError),
+        nodeIdConflict: this.supervisor.idConflict,
         clock: {
           aheadOfWallMs: this.clock.aheadOfWallMs(),
           ahead: this.clock.aheadOfWallMs() > this.#config.clockSkewMsMax,

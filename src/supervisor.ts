@@ -31,6 +31,8 @@ export interface Peer {
   clockOffsetMs: number | null;
   rttMs: number | null;
   skewed: boolean;
+  /** The peer answers with our own node id from another process. */
+  idConflict: boolean;
   /** The largest value the peer accepts, from its ping (null: it does not say). */
   valueBytesMax: number | null;
   resyncing: boolean;
@@ -52,6 +54,8 @@ export interface Peer {
 
 export interface SupervisorDeps {
   readonly selfNodeId: string;
+  /** This process's nonce, announced in X-Peerkv-Instance: how the node knows itself. */
+  readonly selfInstanceId: string;
   readonly peers: readonly Peer[];
   readonly pingIntervalMs: number;
   /** Time between anti-entropy digest comparisons with each peer. */
@@ -159,12 +163,13 @@ export class Supervisor {
       return;
     }
     if (this.#stopped) return;
-    if (answer.nodeId === this.#deps.selfNodeId) {
+    if (this.#isSelf(answer)) {
       peer.state = 'self';
       peer.sender.stop();
       this.#deps.log.info({ peer: peer.url }, 'peer is this node; skipping it');
       return;
     }
+    if (this.#checkIdConflict(peer, answer.nodeId)) return;
     peer.lastSeenMs = this.#deps.wallMs();
     peer.rttMs = answer.rttMs;
     this.#checkLimits(peer, answer.valueBytesMax);
@@ -197,6 +202,42 @@ export class Supervisor {
     const reason = error instanceof Error ? error.message : String(error);
     if (was === 'up') this.#deps.log.warn({ peer: peer.url, reason }, 'peer down');
     else this.#deps.log.info({ peer: peer.url, reason }, 'peer not reachable yet');
+  }
+
+  /** This process, recognised by its per-process nonce (by node id only for a peer that sends none). */
+  #isSelf(answer: { nodeId: string; instanceId: string | null }): boolean {
+    if (answer.instanceId !== null) return answer.instanceId === this.#deps.selfInstanceId;
+    return answer.nodeId === this.#deps.selfNodeId;
+  }
+
+  /**
+   * Another live process answering with our node id (a copied data dir): our
+   * versions can collide with its. Neither replicates to the other; writes are
+   * refused (see idConflict) until one of them gets a new id. Returns true
+   * while the peer is such a twin.
+   */
+  #checkIdConflict(peer: Peer, nodeId: string): boolean {
+    const twin = nodeId === this.#deps.selfNodeId;
+    if (twin && !peer.idConflict) {
+      this.#deps.log.error(
+        { peer: peer.url, nodeId },
+        'another process runs with this node id; writes refused until one gets a new id (peerkv new-id)',
+      );
+      peer.sender.deactivate();
+    } else if (!twin && peer.idConflict) {
+      this.#deps.log.info({ peer: peer.url, nodeId }, 'node id conflict resolved');
+    }
+    peer.idConflict = twin;
+    if (twin) {
+      peer.state = 'up';
+      peer.lastSeenMs = this.#deps.wallMs();
+    }
+    return twin;
+  }
+
+  /** Whether some peer answers with our node id from another process. */
+  get idConflict(): boolean {
+    return this.#deps.peers.some((peer) => peer.idConflict);
   }
 
   /** Our clock ahead of wall time (it observed a version from the future): log it once. */
@@ -323,6 +364,7 @@ export function peerStatus(peer: Peer, now: number): Record<string, unknown> {
     rttMs: peer.rttMs === null ? null : Math.round(peer.rttMs * 10) / 10,
     clockOffsetMs: peer.clockOffsetMs,
     clockSkewed: peer.skewed,
+    nodeIdConflict: peer.idConflict,
     valueBytesMax: peer.valueBytesMax,
     replication: {
       pendingChanges: stats.pendingChanges,

@@ -23,6 +23,8 @@ import {
 /** What the client routes need from the node. */
 export interface KvService {
   readonly nodeId: string;
+  /** This process's nonce (see PeerkvNode.instanceId). */
+  readonly instanceId: string;
   get(key: string): Entry | undefined;
   list(prefix: string, after: string, limit: number): Entry[];
   write(key: string, valueJson: string | null): Promise<MutationResult>;
@@ -73,6 +75,7 @@ export function kvRoutes(service: KvService, options: KvRouteOptions): Route[] {
           'X-Peerkv-Node-Id': service.nodeId,
           'X-Peerkv-Time-Ms': String(Math.floor(options.wallMs())),
           'X-Peerkv-Max-Value-Bytes': String(options.valueBytesMax),
+          'X-Peerkv-Instance': service.instanceId,
         });
       },
     },

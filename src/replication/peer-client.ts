@@ -25,6 +25,8 @@ export interface PingAnswer {
   readonly rttMs: number;
   /** The peer's --max-value-bytes (X-Peerkv-Max-Value-Bytes); null when it does not say. */
   readonly valueBytesMax: number | null;
+  /** The answering process's nonce (X-Peerkv-Instance); null from a peer that sends none. */
+  readonly instanceId: string | null;
 }
 
 export interface PeerClientOptions {
@@ -81,7 +83,10 @@ export class PeerClient {
     }
     const limit = Number(headers['x-peerkv-max-value-bytes']);
     const valueBytesMax = Number.isSafeInteger(limit) && limit > 0 ? limit : null;
-    return { nodeId, timeMs, sentAtMs, rttMs, valueBytesMax };
+    const instance = headers['x-peerkv-instance'];
+    const instanceId =
+      typeof instance === 'string' && NODE_ID_PATTERN.test(instance) ? instance : null;
+    return { nodeId, timeMs, sentAtMs, rttMs, valueBytesMax, instanceId };
   }
 
   /** Calls the peer; resolves with the parsed JSON of a 2xx answer. */
