@@ -125,7 +125,7 @@ export class PeerkvNode {
       ...kvRoutes(this.#kvService(), routeOptions),
       ...syncRoutes(this.#syncService(), routeOptions),
       ...opsRoutes({
-        notReadyReason: () => (this.#stopping ? 'shutting down' : this.#notReady),
+        notReadyReason: () => this.#notReadyReason(),
         metricsContentType: metrics.contentType,
         metricsText: () => metrics.text(),
       }),
@@ -327,7 +327,10 @@ export class PeerkvNode {
       writeQueueMutations: () => this.writes.queued,
       poolQueuedTasks: () => this.pool.queuedTasks,
       poolThreads: () => this.pool.threads,
-      ready: () => !this.#stopping && this.#notReady === null,
+      ready: () => this.#notReadyReason() === null,
+      clockAheadMs: () => this.clock.aheadOfWallMs(),
+      storageWritable: () => this.store.storageError === null,
+      nodeIdConflict: () => this.supervisor.idConflict,
       peers: () =>
         this.peers
           .filter((peer) => peer.state !== 'self')
@@ -343,9 +346,16 @@ export class PeerkvNode {
               bytesSent: stats.bytesSent,
               batchesSent: stats.batchesSent,
               failures: stats.failures,
+              refusedEntries: stats.refusedEntries,
             };
           }),
     };
+  }
+
+  #notReadyReason(): string | null {
+    if (this.#stopping) return 'shutting down';
+    if (this.supervisor.idConflict) return 'another process runs with this node id';
+    return this.#notReady;
   }
 
   #kvService(): KvService {

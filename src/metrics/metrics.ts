@@ -50,6 +50,8 @@ export interface PeerSample {
   readonly bytesSent: number;
   readonly batchesSent: number;
   readonly failures: number;
+  /** Entries the peer refused (skipped by the sender). */
+  readonly refusedEntries: number;
 }
 
 /** The node's state, read at each scrape (each call cheap: no scan of the store). */
@@ -61,6 +63,12 @@ export interface NodeProbe {
   poolQueuedTasks(): number;
   poolThreads(): number;
   ready(): boolean;
+  /** How far the node's hybrid clock runs ahead of its wall clock, in ms. */
+  clockAheadMs(): number;
+  /** False while the disk is full (writes answered 507). */
+  storageWritable(): boolean;
+  /** True while another process answers with this node's id. */
+  nodeIdConflict(): boolean;
   peers(): readonly PeerSample[];
 }
 
@@ -238,6 +246,21 @@ function sampleNode(registry: Registry, probe: NodeProbe): void {
   );
   gauge(registry, 'peerkv_pool_threads', 'Worker-pool threads running', () => probe.poolThreads());
   gauge(registry, 'peerkv_ready', '1 when /readyz answers 200', () => (probe.ready() ? 1 : 0));
+  gauge(
+    registry,
+    'peerkv_clock_ahead_seconds',
+    "How far this node's hybrid clock runs ahead of its wall clock",
+    () => probe.clockAheadMs() / 1000,
+  );
+  gauge(registry, 'peerkv_storage_writable', '0 while the disk is full (writes get 507)', () =>
+    probe.storageWritable() ? 1 : 0,
+  );
+  gauge(
+    registry,
+    'peerkv_node_id_conflict',
+    '1 while another process answers with this node id (writes refused)',
+    () => (probe.nodeIdConflict() ? 1 : 0),
+  );
 }
 
 type PeerGaugeRead = (sample: PeerSample) => number | null;
@@ -289,6 +312,11 @@ function samplePeers(registry: Registry, probe: NodeProbe): void {
     ],
     ['peerkv_replication_batches_total', 'Batches the peer acknowledged', (s) => s.batchesSent],
     ['peerkv_replication_failures_total', 'Failed pushes to the peer', (s) => s.failures],
+    [
+      'peerkv_replication_refused_entries_total',
+      'Entries the peer refused (skipped, not retried by the sender)',
+      (s) => s.refusedEntries,
+    ],
   ];
   for (const [name, help, read] of counters) peerCounter(registry, probe, name, help, read);
 }

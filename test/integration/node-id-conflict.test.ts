@@ -64,6 +64,8 @@ test('a copied data dir: both processes report the conflict and refuse writes un
         message: `${node.name} reports the conflict`,
       });
       assertError(await putJson(`${node.url}/kv/during`, 1), 503, 'NODE_ID_CONFLICT', node.name);
+      assertError(await getJson(`${node.url}/readyz`), 503, 'NOT_READY', `${node.name} /readyz`);
+      assert.match((await getJson(`${node.url}/metrics`)).text, /^peerkv_node_id_conflict\S* 1$/m);
       assert.match(fs.readFileSync(node.logPath, 'utf8'), /another process runs with this node id/);
       const peers = ((await getJson(`${node.url}/cluster`)).body as { peers: { state: string }[] })
         .peers;
@@ -83,6 +85,7 @@ test('a copied data dir: both processes report the conflict and refuse writes un
         message: `${node.name} no longer reports a conflict`,
       });
     }
+    assert.equal((await getJson(`${a.url}/readyz`)).status, 200, 'ready again');
     assert.equal((await putJson(`${a.url}/kv/after-a`, 'a')).status, 200);
     assert.equal((await putJson(`${b.url}/kv/after-b`, 'b')).status, 200);
     await waitSameHash([a, b], DEADLINE_MS, 'the two converge once their ids differ');

@@ -58,6 +58,10 @@ test('a version an hour ahead is refused; a few seconds ahead is taken and repor
       `${clock.aheadOfWallMs}`,
     );
     assert.equal(clock.ahead, true);
+    const metric = /^peerkv_clock_ahead_seconds\S* (\S+)$/m.exec(
+      (await getJson(`${a.url}/metrics`)).text,
+    );
+    assert.ok(metric && Number(metric[1]) > 1, `peerkv_clock_ahead_seconds ${metric?.[1]}`);
     await waitFor(
       () => fs.readFileSync(a.logPath, 'utf8').includes('clock runs ahead of wall time'),
       {

@@ -78,5 +78,7 @@ test('an entry the peer refuses is skipped and reported; the writes after it arr
       message: 'nothing left pending toward B',
     });
     assert.match(fs.readFileSync(a.logPath, 'utf8'), /peer refused entries/);
+    const metrics = (await getJson(`${a.url}/metrics`)).text;
+    assert.match(metrics, /^peerkv_replication_refused_entries_total\{[^}]*\} 1$/m, metrics);
   });
 });
