@@ -32,6 +32,9 @@ const NODE_FLAGS = [
   'tls-key',
   'tls-ca',
   'tls-verify-peers',
+  'expiry-sweep',
+  'max-watchers',
+  'watch-heartbeat',
 ] as const;
 
 export const NODE_USAGE = `Usage: peerkv node --port <port> [options]
@@ -43,6 +46,9 @@ export const NODE_USAGE = `Usage: peerkv node --port <port> [options]
   --pingfreq <seconds>     how often peers are pinged (default 10)
   --timeout <seconds>      timeout of every call to a peer (default 15)
   --anti-entropy <seconds> how often digests are compared with each peer (default 60)
+  --expiry-sweep <seconds> how often expired values are swept (default 1)
+  --max-watchers <n>       concurrent GET /watch streams (default 256)
+  --watch-heartbeat <s>    seconds between heartbeats on idle watch streams (default 15)
   --host <address>         address to bind (default 127.0.0.1)
   --sync <full|normal>     SQLite synchronous level (default full)
   --max-value-bytes <n>    largest value, as JSON text (default 1048576)
@@ -80,6 +86,22 @@ export function parseNodeArgs(
     pingIntervalMs: parseSeconds(args.pingfreq, 'pingfreq', 10),
     timeoutMs: parseSeconds(args.timeout, 'timeout', 15),
     antiEntropyIntervalMs: parseSeconds(args['anti-entropy'], 'anti-entropy', 60),
+    watchersMax: parseInteger(
+      args['max-watchers'],
+      'max-watchers',
+      limits.watchersMaxDefault,
+      100_000,
+    ),
+    watchHeartbeatMs: parseSeconds(
+      args['watch-heartbeat'],
+      'watch-heartbeat',
+      limits.watchHeartbeatMsDefault / 1000,
+    ),
+    sweepIntervalMs: parseSeconds(
+      args['expiry-sweep'],
+      'expiry-sweep',
+      limits.sweepIntervalMsDefault / 1000,
+    ),
     logLevel: parseLogLevel(args['log-level'] ?? 'info'),
     sync: parseSync(args.sync ?? 'full'),
     valueBytesMax: parseInteger(

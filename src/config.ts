@@ -13,6 +13,10 @@ export interface NodeConfig {
   readonly pingIntervalMs: number;
   readonly timeoutMs: number;
   readonly antiEntropyIntervalMs: number;
+  readonly watchersMax: number;
+  readonly watchHeartbeatMs: number;
+  /** How often the expiry sweep drops the values of expired entries. */
+  readonly sweepIntervalMs: number;
   readonly logLevel: LogLevel;
   readonly sync: SyncLevel;
   readonly valueBytesMax: number;

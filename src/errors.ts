@@ -15,10 +15,13 @@ export type ErrorCode =
   | 'KEY_NOT_FOUND'
   | 'UNAUTHENTICATED'
   | 'FORBIDDEN'
+  | 'VERSION_MISMATCH'
+  | 'BAD_CONDITION'
   | 'NOT_FOUND'
   | 'METHOD_NOT_ALLOWED'
   | 'REQUEST_TIMEOUT'
   | 'OVERLOADED'
+  | 'TOO_MANY_WATCHERS'
   | 'SHUTTING_DOWN'
   | 'NOT_READY'
   | 'STORAGE_FULL'
@@ -38,10 +41,13 @@ const statusByCode: Record<ErrorCode, number> = {
   KEY_NOT_FOUND: 404,
   UNAUTHENTICATED: 401,
   FORBIDDEN: 403,
+  VERSION_MISMATCH: 412,
+  BAD_CONDITION: 400,
   NOT_FOUND: 404,
   METHOD_NOT_ALLOWED: 405,
   REQUEST_TIMEOUT: 408,
   OVERLOADED: 503,
+  TOO_MANY_WATCHERS: 503,
   SHUTTING_DOWN: 503,
   NOT_READY: 503,
   STORAGE_FULL: 507,
@@ -55,17 +61,24 @@ export class PeerkvError extends Error {
   readonly status: number;
   /** Extra response headers, e.g. `Allow` or `Retry-After`. */
   readonly headers: Readonly<Record<string, string>>;
+  /** Extra fields of the JSON error body, e.g. the failing op of a batch. */
+  readonly details: Readonly<Record<string, unknown>>;
 
   constructor(
     code: ErrorCode,
     message: string,
-    options: { headers?: Record<string, string>; cause?: unknown } = {},
+    options: {
+      headers?: Record<string, string>;
+      details?: Record<string, unknown>;
+      cause?: unknown;
+    } = {},
   ) {
     super(message, { cause: options.cause });
     this.name = 'PeerkvError';
     this.code = code;
     this.status = statusByCode[code];
     this.headers = options.headers ?? {};
+    this.details = options.details ?? {};
   }
 }
 

@@ -27,6 +27,31 @@ export const limits = {
   replicateEntriesMax: 5_000,
   /** Body of a sync control request (digest groups, bucket lists). */
   syncBodyBytesMax: 1 * MiB,
+  /**
+   * GET /watch: default of --max-watchers; changes read per page; how far a
+   * watcher may fall behind while its socket does not drain, and how long a
+   * stalled socket is given; default of --watch-heartbeat.
+   */
+  watchersMaxDefault: 256,
+  watchPageRows: 500,
+  watchLagChangesMax: 10_000,
+  watchDrainTimeoutMs: 10_000,
+  watchHeartbeatMsDefault: 15_000,
+  /** The longest TTL a write may ask for (ten years), in seconds. */
+  ttlSecondsMax: 315_360_000,
+  /** Expiry sweep: default of --expiry-sweep, entries per round, pause between full rounds. */
+  sweepIntervalMsDefault: 1_000,
+  sweepEntriesMax: 1_000,
+  sweepCatchUpMs: 20,
+  /**
+   * POST /batch: ops per batch, and its body (or one largest value and framing,
+   * if that is more; see clientBatchBodyBytes). A batch travels to peers whole
+   * inside one replication request, so it must fit beside a full batch there.
+   */
+  clientBatchOpsMax: 1_000,
+  clientBatchBodyBytesMax: 3 * MiB,
+  /** What the wire form of an entry may add over the op a client sent (version, expiry). */
+  entryWireFramingBytes: 128,
   /** Mutations waiting for the writer; past this, writes get 503. */
   writeQueueMutationsMax: 100_000,
   /** Mutations committed in one SQLite transaction before yielding. */
@@ -113,6 +138,11 @@ export function replicateBodyBytesMax(valueBytesMax: number): number {
   );
 }
 
+/** The body limit of POST /batch. */
+export function clientBatchBodyBytes(valueBytesMax: number): number {
+  return Math.max(limits.clientBatchBodyBytesMax, valueBytesMax + limits.bodyOverheadBytes);
+}
+
 /**
  * Limits that depend on each other, checked together at start-up: what a
  * sender builds must fit what the receiving route accepts, and the largest
@@ -129,6 +159,18 @@ export function assertLimitRelations(valueBytesMax: number): void {
     [
       r.resyncBytesPerRequest + valueBytesMax + r.pageFramingBytes <= body,
       'a resync page fits /replicate',
+    ],
+    [
+      // The sender starts an atomic batch only below batchBytesMax, then sends it whole.
+      r.batchBytesMax +
+        clientBatchBodyBytes(valueBytesMax) +
+        limits.clientBatchOpsMax * limits.entryWireFramingBytes <=
+        body,
+      'a replication batch ending in a whole client batch fits /replicate',
+    ],
+    [
+      clientBatchBodyBytes(valueBytesMax) <= limits.bodyBytesInFlightMax,
+      'a client batch fits the body budget',
     ],
     [2 * body <= limits.bodyBytesInFlightMax, 'two /replicate bodies fit the body budget'],
     [

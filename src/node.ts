@@ -12,10 +12,12 @@ import { HybridClock } from './clock.ts';
 import type { NodeConfig } from './config.ts';
 import { ConfigError, PeerkvError } from './errors.ts';
 import { createHttpServer, type HttpServer, type Server } from './http/app.ts';
+import { batchRoutes } from './http/batch-routes.ts';
 import { BodyBudget } from './http/body-budget.ts';
 import { type KvService, kvRoutes } from './http/kv-routes.ts';
 import { opsRoutes } from './http/ops-routes.ts';
 import { type SyncService, syncRoutes } from './http/sync-routes.ts';
+import { watchRoutes } from './http/watch-routes.ts';
 import { assertLimitRelations, limits, replicationLimits } from './limits.ts';
 import { LiveKeyCounter } from './metrics/live-keys.ts';
 import { Metrics, type NodeProbe } from './metrics/metrics.ts';
@@ -25,12 +27,14 @@ import { PeerSender } from './replication/peer-sender.ts';
 import { Authorizer } from './security/authorizer.ts';
 import { loadSecurity } from './security/load-security.ts';
 import { loadTls, peerConnector, serverTlsOptions, type TlsMaterial } from './security/tls.ts';
+import { ExpirySweeper } from './store/expiry-sweeper.ts';
 import { KvStore } from './store/kv-store.ts';
 import { scrubDigest } from './store/scrub.ts';
 import type { MutationResult } from './store/types.ts';
 import { WriteQueue } from './store/write-queue.ts';
 import { type Peer, peerStatus, Supervisor } from './supervisor.ts';
 import { Resync } from './sync/resync.ts';
+import { WatchHub } from './watch/watch-hub.ts';
 
 export class PeerkvNode {
   /** A nonce for this process: how the node recognises itself in --peers (not by node id). */
@@ -41,6 +45,8 @@ export class PeerkvNode {
   readonly pool: StorePool;
   readonly peers: Peer[];
   readonly supervisor: Supervisor;
+  readonly sweeper: ExpirySweeper;
+  readonly watchers: WatchHub;
   readonly #http: HttpServer;
   readonly #log: Logger;
   readonly #config: NodeConfig;
@@ -76,6 +82,7 @@ export class PeerkvNode {
     );
     const metrics = new Metrics(this.store.nodeId);
     this.#metrics = metrics;
+    const store = this.store;
     this.writes = new WriteQueue(this.store, {
       commitMutationsMax: limits.commitMutationsMax,
       queuedMutationsMax: limits.writeQueueMutationsMax,
@@ -83,7 +90,31 @@ export class PeerkvNode {
         metrics.observeCommit(mutations.length, commitMs / 1000);
         this.#liveKeys.noteCommit(mutations, results, this.store.seq);
         for (const peer of this.peers) peer.sender.notify();
+        this.watchers.notify();
       },
+    });
+    this.watchers = new WatchHub(
+      {
+        get seq() {
+          return store.seq;
+        },
+        changesSince: (afterSeq, limit) => store.changesSince(afterSeq, limit),
+        wallMs: this.#wallMs,
+      },
+      {
+        watchersMax: config.watchersMax,
+        heartbeatMs: config.watchHeartbeatMs,
+        log: log.child({ component: 'watch' }),
+      },
+    );
+    this.sweeper = new ExpirySweeper({
+      expiredKeys: (nowWallMs, limit) => this.store.expiredKeys(nowWallMs, limit),
+      submit: (mutations) => this.writes.submit(mutations),
+      wallMs: this.#wallMs,
+      intervalMs: config.sweepIntervalMs,
+      catchUpMs: limits.sweepCatchUpMs,
+      entriesMax: limits.sweepEntriesMax,
+      log: log.child({ component: 'expiry' }),
     });
     this.pool = createStorePool(undefined, (kind, ms) => metrics.observePoolTask(kind, ms / 1000));
     this.peers = config.peers.map((url) => this.#createPeer(url));
@@ -121,8 +152,17 @@ export class PeerkvNode {
       timestampMax: () => this.clock.timestampMax(),
       bodyBudget,
     };
+    const kvService = this.#kvService();
     const routes = [
-      ...kvRoutes(this.#kvService(), routeOptions),
+      ...kvRoutes(kvService, routeOptions),
+      ...batchRoutes(kvService, routeOptions),
+      ...watchRoutes({
+        nodeId: this.store.nodeId,
+        get seq() {
+          return store.seq;
+        },
+        hub: this.watchers,
+      }),
       ...syncRoutes(this.#syncService(), routeOptions),
       ...opsRoutes({
         notReadyReason: () => this.#notReadyReason(),
@@ -149,6 +189,7 @@ export class PeerkvNode {
       throw error;
     }
     node.supervisor.start();
+    node.sweeper.start();
     node.#scrub();
     node.#warnIfOpen();
     log.info(
@@ -175,11 +216,13 @@ export class PeerkvNode {
   async stop(): Promise<void> {
     this.#stopping = true;
     this.#log.info('node stopping');
+    this.watchers.closeAll();
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     this.#server.closeIdleConnections();
     this.#http.closeWaitingConnections();
     const grace = setTimeout(() => this.#server.closeAllConnections(), limits.shutdownGraceMs);
     await this.supervisor.stop();
+    await this.sweeper.stop();
     await closed;
     clearTimeout(grace);
     await this.writes.close();
@@ -362,19 +405,21 @@ export class PeerkvNode {
     const store = this.store;
     return {
       nodeId: store.nodeId,
-      get: (key) => store.get(key),
+      get: (key) => store.getLive(key),
       list: (prefix, after, limit) => store.list(prefix, after, limit),
       instanceId: this.instanceId,
-      write: async (key, valueJson): Promise<MutationResult> => {
+      write: async (mutation): Promise<MutationResult> => {
         this.#refuseWritesOnIdConflict();
         // A lone node need not remember deleting a key it never held (see Mutation).
         const tombstoneIfAbsent = this.peers.length > 0;
-        const [result] = await this.writes.submit([
-          { kind: 'local', key, valueJson, tombstoneIfAbsent },
-        ]);
+        const [result] = await this.writes.submit([{ ...mutation, tombstoneIfAbsent }]);
         return result!;
       },
       writeRoom: () => this.writes.room,
+      writeBatch: (mutations) => {
+        this.#refuseWritesOnIdConflict();
+        return this.writes.submit(mutations, { atomic: true });
+      },
       storeHash: () => store.digest.root(),
     };
   }
@@ -393,12 +438,12 @@ export class PeerkvNode {
     return {
       nodeId: store.nodeId,
       digest: store.digest,
-      submit: (mutations) => {
+      submit: (mutations, options) => {
         // The seed's single {"key","value"} is stamped here like a client write.
         if (mutations.some((mutation) => mutation.kind === 'local')) {
           this.#refuseWritesOnIdConflict();
         }
-        return this.writes.submit(mutations);
+        return this.writes.submit(mutations, options);
       },
       writeRoom: () => this.writes.room,
       get: (key) => store.get(key),
@@ -440,6 +485,9 @@ export class PeerkvNode {
           aheadOfWallMs: this.clock.aheadOfWallMs(),
           ahead: this.clock.aheadOfWallMs() > this.#config.clockSkewMsMax,
         },
+        expiredSwept: this.sweeper.swept,
+        watchers: this.watchers.size,
+        watchersCutOff: this.watchers.cutOff,
       },
       peers: this.peers
         .filter((peer) => peer.state !== 'self')

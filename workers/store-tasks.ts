@@ -79,20 +79,27 @@ interface Row {
   value: string | null;
   ts: number;
   node: string;
+  expires: number | null;
+  vhash: string | null;
+  hash?: number;
 }
+interface ChangeRow extends Row {
+  seq: number;
+  src: string;
+  bend: number | null;
+}
+
+const ROW = 'key, value, ts, node, expires, vhash';
 
 function scanDigest(db: Database.Database): ScanDigestResult {
   const computedSums = new Float64Array(BUCKETS);
   const computedCounts = new Float64Array(BUCKETS);
   let rows = 0;
   let liveRows = 0;
-  const scan = db.prepare('SELECT key, value, ts, node, bucket FROM kv');
+  const scan = db.prepare(`SELECT ${ROW}, bucket FROM kv`);
   for (const row of scan.iterate() as Iterable<Row & { bucket: number }>) {
-    const hash = entryHash(
-      row.key,
-      formatVersion({ timestamp: row.ts, nodeId: row.node }),
-      row.value,
-    );
+    const version = formatVersion({ timestamp: row.ts, nodeId: row.node });
+    const hash = entryHash(row.key, version, row.value, row.expires, row.vhash);
     computedSums[row.bucket] = addHash(computedSums[row.bucket]!, hash);
     computedCounts[row.bucket]! += 1;
     rows += 1;
@@ -118,7 +125,7 @@ function bucketRows(
   task: Extract<StoreTask, { kind: 'bucket-rows' }>,
 ): RowsResult {
   const select = db.prepare(
-    'SELECT key, value, ts, node, hash FROM kv WHERE bucket = ? AND key > ? ORDER BY key LIMIT ?',
+    `SELECT ${ROW}, hash FROM kv WHERE bucket = ? AND key > ? ORDER BY key LIMIT ?`,
   );
   const parts: string[] = [];
   let bytes = 0;
@@ -144,27 +151,39 @@ function bucketRows(
   return rowsResult(parts, bytes, null, null, 0);
 }
 
+/** Like the sender's inline read: never ends inside an atomic batch (see `bend`). */
 function changeRange(
   db: Database.Database,
   task: Extract<StoreTask, { kind: 'change-range' }>,
 ): RowsResult {
   const select = db.prepare(
-    'SELECT key, value, ts, node, seq, src FROM kv WHERE seq > ? ORDER BY seq LIMIT ?',
+    `SELECT ${ROW}, seq, src, bend FROM kv WHERE seq > ? ORDER BY seq LIMIT ?`,
+  );
+  const rest = db.prepare(
+    `SELECT ${ROW}, seq, src, bend FROM kv WHERE seq > ? AND seq <= ? ORDER BY seq`,
   );
   const parts: string[] = [];
   let bytes = 0;
   let lastSeq = task.afterSeq;
-  const rows = select.all(task.afterSeq, task.rowsMax) as (Row & { seq: number; src: string })[];
-  for (const row of rows) {
+  let openBatchEnd = task.afterSeq;
+  const take = (row: ChangeRow): void => {
     lastSeq = row.seq;
-    if (row.src === task.originNodeId) {
-      const json = rowJson(row, true);
-      parts.push(json);
-      bytes += Buffer.byteLength(json) + 1;
-    }
-    if (bytes >= task.bytesMax) break;
+    openBatchEnd = Math.max(openBatchEnd, row.bend ?? 0);
+    if (row.src !== task.originNodeId) return;
+    const json = rowJson(row, true);
+    parts.push(json);
+    bytes += Buffer.byteLength(json) + 1;
+  };
+  const rows = select.all(task.afterSeq, task.rowsMax) as ChangeRow[];
+  for (const row of rows) {
+    take(row);
+    if (bytes >= task.bytesMax && lastSeq >= openBatchEnd) break;
   }
-  const more = rows.length === task.rowsMax || lastSeq !== (rows.at(-1)?.seq ?? lastSeq);
+  if (lastSeq < openBatchEnd) {
+    for (const row of rest.all(lastSeq, openBatchEnd) as ChangeRow[]) take(row);
+    lastSeq = openBatchEnd;
+  }
+  const more = rows.length === task.rowsMax || lastSeq < (rows.at(-1)?.seq ?? lastSeq);
   return rowsResult(parts, bytes, null, more ? lastSeq : null, lastSeq);
 }
 

@@ -6,9 +6,10 @@ import type { IncomingMessage } from 'node:http';
 import { keyNotFound, PeerkvError } from '../errors.ts';
 import { limits } from '../limits.ts';
 import { scopedList } from '../security/access.ts';
-import type { Entry, MutationResult } from '../store/types.ts';
+import type { Entry, Mutation, MutationResult } from '../store/types.ts';
 import { formatVersion } from '../version.ts';
 import type { BodyBudget } from './body-budget.ts';
+import { conditionFromHeaders, versionMismatch } from './conditions.ts';
 import { type BodyLimits, readJson } from './read-body.ts';
 import { sendJson, sendJsonText } from './respond.ts';
 import type { Route } from './route.ts';
@@ -17,17 +18,23 @@ import {
   requireObject,
   validateKey,
   validateListQuery,
+  validateTtl,
   valueToJson,
 } from './validate.ts';
+
+export type LocalWrite = Extract<Mutation, { kind: 'local' }>;
 
 /** What the client routes need from the node. */
 export interface KvService {
   readonly nodeId: string;
   /** This process's nonce (see PeerkvNode.instanceId). */
   readonly instanceId: string;
+  /** The key's entry if it reads as present (not deleted, not expired). */
   get(key: string): Entry | undefined;
   list(prefix: string, after: string, limit: number): Entry[];
-  write(key: string, valueJson: string | null): Promise<MutationResult>;
+  write(mutation: LocalWrite): Promise<MutationResult>;
+  /** All of the writes or none, in one transaction (conditions checked first). */
+  writeBatch(mutations: readonly LocalWrite[]): Promise<MutationResult[]>;
   /** Mutations the write queue can still take. */
   writeRoom(): number;
   storeHash(): string;
@@ -42,6 +49,15 @@ export interface KvRouteOptions {
 
 // The route types live in ./route.ts; re-exported for routes written against this file.
 export type { Handler, Permission, Route, RouteExtras } from './route.ts';
+
+/** The expiry of a write with a TTL, as a spreadable field. */
+export function expiryOf(
+  ttlSeconds: number | undefined,
+  nowWallMs: number,
+): { expiresAt?: number } {
+  if (ttlSeconds === undefined) return {};
+  return { expiresAt: Math.floor(nowWallMs + ttlSeconds * 1000) };
+}
 
 export function kvRoutes(service: KvService, options: KvRouteOptions): Route[] {
   const body: BodyLimits = {
@@ -62,8 +78,13 @@ export function kvRoutes(service: KvService, options: KvRouteOptions): Route[] {
     if (!entry || entry.valueJson === null) throw keyNotFound();
     return entry;
   };
-  const writeAnswer = (key: string, result: MutationResult) =>
-    JSON.stringify({ key, version: formatVersion(result.version) });
+  const writeAnswer = (key: string, result: MutationResult, expiry: { expiresAt?: number } = {}) =>
+    JSON.stringify({ key, version: formatVersion(result.version), ...expiry });
+  const write = async (mutation: LocalWrite): Promise<MutationResult> => {
+    const result = await service.write(mutation);
+    if (result.refused) throw versionMismatch(mutation.key, result);
+    return result;
+  };
 
   return [
     {
@@ -88,7 +109,9 @@ export function kvRoutes(service: KvService, options: KvRouteOptions): Route[] {
         const key = validateKey(object.key);
         req.access.requireKey(key);
         const valueJson = valueToJson(object.value, options.valueBytesMax);
-        sendJsonText(res, 200, writeAnswer(key, await service.write(key, valueJson)));
+        const expiresAt = expiryOf(validateTtl(object.ttl), options.wallMs());
+        const result = await write({ kind: 'local', key, valueJson, ...expiresAt });
+        sendJsonText(res, 200, writeAnswer(key, result, expiresAt));
       },
     },
     {
@@ -131,7 +154,7 @@ export function kvRoutes(service: KvService, options: KvRouteOptions): Route[] {
         const key = keyFromPath(req.path.slice('/kv/'.length));
         req.access.requireKey(key);
         const entry = liveEntry(key);
-        sendJsonText(res, 200, entryJson(entry));
+        sendJsonText(res, 200, entryJson(entry), { ETag: `"${formatVersion(entry.version)}"` });
       },
     },
     {
@@ -141,8 +164,20 @@ export function kvRoutes(service: KvService, options: KvRouteOptions): Route[] {
       handler: async (req, res) => {
         const key = keyFromPath(req.path.slice('/kv/'.length));
         req.access.requireKey(key);
+        const condition = conditionFromHeaders(req.headers, 'PUT');
+        const ttlSeconds = validateTtl(req.query.ttl);
         const valueJson = valueToJson(await readWriteBody(req), options.valueBytesMax);
-        sendJsonText(res, 200, writeAnswer(key, await service.write(key, valueJson)));
+        const expiresAt = expiryOf(ttlSeconds, options.wallMs());
+        const result = await write({
+          kind: 'local',
+          key,
+          valueJson,
+          ...expiresAt,
+          ...(condition && { condition }),
+        });
+        sendJsonText(res, 200, writeAnswer(key, result, expiresAt), {
+          ETag: `"${formatVersion(result.version)}"`,
+        });
       },
     },
     {
@@ -152,7 +187,13 @@ export function kvRoutes(service: KvService, options: KvRouteOptions): Route[] {
       handler: async (req, res) => {
         const key = keyFromPath(req.path.slice('/kv/'.length));
         req.access.requireKey(key);
-        const result = await service.write(key, null);
+        const condition = conditionFromHeaders(req.headers, 'DELETE');
+        const result = await write({
+          kind: 'local',
+          key,
+          valueJson: null,
+          ...(condition && { condition }),
+        });
         const version = formatVersion(result.version);
         sendJson(res, 200, { key, version, deleted: true, existed: result.existed });
       },
@@ -162,7 +203,9 @@ export function kvRoutes(service: KvService, options: KvRouteOptions): Route[] {
 
 function entryJson(entry: Entry): string {
   const key = JSON.stringify(entry.key);
-  return `{"key":${key},"value":${entry.valueJson},"version":"${formatVersion(entry.version)}"}`;
+  const version = formatVersion(entry.version);
+  const expires = entry.expiresAt ? `,"expiresAt":${entry.expiresAt}` : '';
+  return `{"key":${key},"value":${entry.valueJson},"version":"${version}"${expires}}`;
 }
 
 /** A page of entries, cut short if it would pass the response byte bound. */

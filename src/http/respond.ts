@@ -39,7 +39,7 @@ export function sendError(res: ServerResponse, error: unknown, log: Logger): voi
   else if (known.code === 'STORAGE_FULL') log.debug({ code: known.code }, 'write refused');
   else if (known.status >= 500) log.warn({ code: known.code, err: known }, 'request refused');
   const failure = known ?? new PeerkvError('INTERNAL', 'internal error');
-  const body = JSON.stringify({ error: failure.message, code: failure.code });
+  const body = JSON.stringify({ error: failure.message, code: failure.code, ...failure.details });
   const closing = failure.headers.Connection === 'close';
   if (closing) lingerBeforeClose(res);
   sendJsonText(res, failure.status, body, failure.headers);

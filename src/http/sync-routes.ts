@@ -9,6 +9,7 @@ import type { BucketDigest } from '../store/digest.ts';
 import { BUCKETS_PER_GROUP } from '../store/digest.ts';
 import type { Entry, Mutation, MutationResult } from '../store/types.ts';
 import { entryJson } from '../store/wire.ts';
+import type { SubmitOptions } from '../store/write-queue.ts';
 import { parseGroups, parseKeys, parseRowsRequest, type RowsRequest } from '../sync/sync-wire.ts';
 import { formatVersion, NODE_ID_PATTERN } from '../version.ts';
 import type { BodyBudget } from './body-budget.ts';
@@ -21,7 +22,7 @@ import { validateReplicate } from './validate.ts';
 export interface SyncService {
   readonly nodeId: string;
   readonly digest: BucketDigest;
-  submit(mutations: readonly Mutation[]): Promise<MutationResult[]>;
+  submit(mutations: readonly Mutation[], options?: SubmitOptions): Promise<MutationResult[]>;
   /** Mutations the write queue can still take. */
   writeRoom(): number;
   get(key: string): Entry | undefined;
@@ -64,8 +65,11 @@ export function syncRoutes(service: SyncService, options: SyncRouteOptions): Rou
       return;
     }
     const from = payload.from ?? 'unknown';
+    // One transaction per request: an atomic batch a peer sends in one request
+    // commits here all or nothing, and a failure leaves nothing half applied.
     const results = await service.submit(
       payload.entries.map((entry) => ({ kind: 'remote', entry, sourceNodeId: from })),
+      { atomic: true },
     );
     const applied = results.filter((result) => result.applied).length;
     sendJson(res, 200, { applied, stale: results.length - applied });

@@ -7,8 +7,9 @@
 import { TIMESTAMP_MAX } from '../clock.ts';
 import { PeerkvError } from '../errors.ts';
 import { limits } from '../limits.ts';
+import { VALUE_DIGEST_PATTERN } from '../store/digest.ts';
 import type { Entry } from '../store/types.ts';
-import { NODE_ID_PATTERN, parseVersion } from '../version.ts';
+import { NODE_ID_PATTERN, parseVersion, type Version } from '../version.ts';
 
 export function validateKey(key: unknown): string {
   if (typeof key !== 'string') throw new PeerkvError('BAD_KEY', 'key must be a string');
@@ -34,6 +35,25 @@ export function valueToJson(value: unknown, valueBytesMax: number): string {
     throw new PeerkvError('VALUE_TOO_LARGE', `value exceeds ${valueBytesMax} bytes`);
   }
   return json;
+}
+
+/**
+ * A TTL in seconds: a positive number (fractions allowed, at least 1 ms) up to
+ * `ttlSecondsMax`. From a query string it arrives as text; from JSON as a number.
+ */
+export function validateTtl(value: unknown): number | undefined {
+  if (value === undefined) return undefined;
+  const seconds = typeof value === 'string' && /^\d+(\.\d+)?$/.test(value) ? Number(value) : value;
+  if (typeof seconds !== 'number' || !Number.isFinite(seconds)) {
+    throw new PeerkvError('BAD_REQUEST', 'ttl must be a number of seconds');
+  }
+  if (seconds * 1000 < 1 || seconds > limits.ttlSecondsMax) {
+    throw new PeerkvError(
+      'BAD_REQUEST',
+      `ttl must be from 0.001 to ${limits.ttlSecondsMax} seconds`,
+    );
+  }
+  return seconds;
 }
 
 export function requireObject(body: unknown, what: string): Record<string, unknown> {
@@ -147,12 +167,49 @@ function validateEntry(raw: unknown, valueBytesMax: number, timestampMax: number
   if (version.timestamp > timestampMax) {
     throw new PeerkvError('BAD_BATCH', "version is too far ahead of this node's clock");
   }
+  const expiresAt = parseExpiresAt(entry.expiresAt);
+  if (entry.valueHash !== undefined && entry.expired !== true) {
+    throw new PeerkvError('BAD_BATCH', 'only an expired entry carries a valueHash');
+  }
+  if (entry.expired === true) return expiredEntry(entry, key, version, expiresAt);
+  if (entry.expired !== undefined && entry.expired !== false) {
+    throw new PeerkvError('BAD_BATCH', 'expired must be a boolean');
+  }
   if (entry.deleted === true) {
     if (entry.value !== undefined) throw new PeerkvError('BAD_BATCH', 'a tombstone has no value');
+    if (expiresAt !== undefined) throw new PeerkvError('BAD_BATCH', 'a tombstone has no expiry');
     return { key, valueJson: null, version };
   }
   if (entry.deleted !== undefined && entry.deleted !== false) {
     throw new PeerkvError('BAD_BATCH', 'deleted must be a boolean');
   }
-  return { key, valueJson: valueToJson(entry.value, valueBytesMax), version };
+  const valueJson = valueToJson(entry.value, valueBytesMax);
+  return expiresAt === undefined
+    ? { key, valueJson, version }
+    : { key, valueJson, version, expiresAt };
+}
+
+/** A swept expiring entry: no value, its expiry, and the digest of the value it had. */
+function expiredEntry(
+  entry: Record<string, unknown>,
+  key: string,
+  version: Version,
+  expiresAt: number | undefined,
+): Entry {
+  if (entry.value !== undefined || entry.deleted !== undefined) {
+    throw new PeerkvError('BAD_BATCH', 'an expired entry has no value and is not a tombstone');
+  }
+  if (expiresAt === undefined) throw new PeerkvError('BAD_BATCH', 'an expired entry has expiresAt');
+  if (typeof entry.valueHash !== 'string' || !VALUE_DIGEST_PATTERN.test(entry.valueHash)) {
+    throw new PeerkvError('BAD_BATCH', 'an expired entry has a valueHash of 32 hex digits');
+  }
+  return { key, valueJson: null, version, expiresAt, valueHash: entry.valueHash };
+}
+
+function parseExpiresAt(value: unknown): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) {
+    throw new PeerkvError('BAD_BATCH', 'expiresAt must be a positive integer (ms)');
+  }
+  return value;
 }

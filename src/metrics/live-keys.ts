@@ -30,9 +30,13 @@ export class LiveKeyCounter {
     for (const [index, result] of results.entries()) {
       if (!result.applied) continue;
       const mutation = mutations[index]!;
+      // Counts rows holding a value, as the worker's count does (an expired value not yet
+      // swept still counts; the sweep's `expire` drops it).
       const liveAfter =
-        (mutation.kind === 'local' ? mutation.valueJson : mutation.entry.valueJson) !== null;
-      delta += Number(liveAfter) - Number(result.existed);
+        mutation.kind === 'expire'
+          ? false
+          : (mutation.kind === 'local' ? mutation.valueJson : mutation.entry.valueJson) !== null;
+      delta += Number(liveAfter) - Number(result.valueBefore ?? result.existed);
     }
     if (this.#live !== null) {
       this.#live += delta;

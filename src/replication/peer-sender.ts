@@ -24,6 +24,7 @@ export interface SenderStore {
   readonly dbPath: string;
   readonly seq: number;
   changesSince(afterSeq: number, limit: number): Change[];
+  changesThrough(afterSeq: number, throughSeq: number): Change[];
   oldestChangeAfter(afterSeq: number): number | undefined;
   peerCursor(url: string): { nodeId: string | null; cursor: number };
   setPeerCursor(url: string, nodeId: string | null, cursor: number): void;
@@ -270,20 +271,33 @@ export class PeerSender {
     return this.#readBatchInline(afterSeq, origin);
   }
 
+  /**
+   * Reads up to a batch's worth of changes; never ends inside an atomic batch
+   * (a client's POST /batch), whose remaining changes are then read too, so
+   * the peer applies it in one request and one transaction.
+   */
   #readBatchInline(afterSeq: number, origin: string): Batch {
-    const changes = this.#deps.store.changesSince(afterSeq, bounds.batchRowsMax);
     const parts: string[] = [];
     let bytes = 0;
     let lastSeq = afterSeq;
+    let openBatchEnd = afterSeq;
     let oldestTimestamp = Number.MAX_SAFE_INTEGER;
-    for (const change of changes) {
+    const take = (change: Change): void => {
       lastSeq = change.seq;
-      if (change.sourceNodeId !== origin) continue;
+      openBatchEnd = Math.max(openBatchEnd, change.batchEndSeq ?? 0);
+      if (change.sourceNodeId !== origin) return;
       const json = entryJson(change);
       parts.push(json);
       bytes += Buffer.byteLength(json) + 1;
       oldestTimestamp = Math.min(oldestTimestamp, change.version.timestamp);
-      if (bytes >= bounds.batchBytesMax) break;
+    };
+    for (const change of this.#deps.store.changesSince(afterSeq, bounds.batchRowsMax)) {
+      take(change);
+      if (bytes >= bounds.batchBytesMax && lastSeq >= openBatchEnd) break;
+    }
+    if (lastSeq < openBatchEnd) {
+      for (const change of this.#deps.store.changesThrough(lastSeq, openBatchEnd)) take(change);
+      lastSeq = openBatchEnd;
     }
     return { json: parts.join(','), count: parts.length, bytes, lastSeq, oldestTimestamp };
   }

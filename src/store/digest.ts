@@ -23,16 +23,36 @@ export function bucketOf(key: string): number {
  * A 48-bit hash of one entry's replicated content: key, version, and value or
  * tombstone. Local bookkeeping (change sequence, source) is left out, so equal
  * content hashes equally on every node. `valueJson` is null for a tombstone.
+ *
+ * An expiring entry hashes its expiry and the digest of its value instead of
+ * the value itself, so dropping the value after expiry (the sweep keeps the
+ * digest as `valueHash`) leaves the hash unchanged: nodes that swept and nodes
+ * that have not yet swept agree.
  */
-export function entryHash(key: string, version: string, valueJson: string | null): number {
+export function entryHash(
+  key: string,
+  version: string,
+  valueJson: string | null,
+  expiresAt: number | null = null,
+  valueHash: string | null = null,
+): number {
   const hash = createHash('sha256');
   hash
     .update(`${Buffer.byteLength(key)}:`)
     .update(key)
     .update(`\u0000${version}\u0000`);
-  hash.update(valueJson === null ? 'D' : `P${valueJson}`);
+  if (expiresAt !== null) {
+    hash.update(`E${expiresAt}:${valueHash ?? valueDigest(valueJson ?? 'null')}`);
+  } else hash.update(valueJson === null ? 'D' : `P${valueJson}`);
   return hash.digest().readUIntBE(0, 6);
 }
+
+/** The digest an expiring entry keeps of its value: 32 hex digits of SHA-256. */
+export function valueDigest(valueJson: string): string {
+  return createHash('sha256').update(valueJson).digest('hex').slice(0, 32);
+}
+
+export const VALUE_DIGEST_PATTERN = /^[0-9a-f]{32}$/;
 
 export function addHash(sum: number, hash: number): number {
   return (sum + hash) % MODULUS;

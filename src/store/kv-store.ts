@@ -3,24 +3,29 @@
  * prepared point or range queries; writes go through `applyMutations`, which
  * merges a whole group of mutations in one transaction (group commit is driven
  * by src/store/write-queue.ts) and keeps the bucket digest and the change
- * sequence up to date in the same transaction.
+ * sequence up to date in the same transaction. Conditions of local writes are
+ * checked inside that transaction, so check and write are one step; an atomic
+ * group (a client's batch) is checked whole before any of it is written.
  */
 import assert from 'node:assert/strict';
 import type Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { type HybridClock, timestampToMs } from '../clock.ts';
 import { isStorageFull, storageFull } from '../errors.ts';
-import { formatVersion, type Version } from '../version.ts';
-import { BucketDigest, bucketOf, entryHash } from './digest.ts';
+import { compareVersions, formatVersion, type Version } from '../version.ts';
+import { BucketDigest, bucketOf, entryHash, valueDigest } from './digest.ts';
+import { isLive } from './expiry.ts';
 import { compareMergeOrder } from './merge-order.ts';
 import { databasePath, openDatabase, type SyncLevel } from './open-database.ts';
-import type { Change, Entry, Mutation, MutationResult } from './types.ts';
+import type { AtomicGroup, Change, Condition, Entry, Mutation, MutationResult } from './types.ts';
 
 interface StoredRow {
   key: string;
   value: string | null;
   ts: number;
   node: string;
+  expires: number | null;
+  vhash: string | null;
 }
 interface MergeRow {
   ts: number;
@@ -28,11 +33,16 @@ interface MergeRow {
   hash: number;
   bucket: number;
   live: number;
+  expires: number | null;
 }
 interface ChangeRow extends StoredRow {
   seq: number;
   src: string;
+  bend: number | null;
 }
+
+/** The version reported for a key that has none (a refused write to an absent key). */
+const NO_VERSION: Version = { timestamp: 0, nodeId: '0000000000000000' };
 
 export interface PeerCursor {
   readonly nodeId: string | null;
@@ -73,9 +83,16 @@ export class KvStore {
     return this.#seq;
   }
 
+  /** The key's stored entry (tombstone, expired or live). */
   get(key: string): Entry | undefined {
     const row = this.#statements.get.get(key) as StoredRow | undefined;
     return row && toEntry(row);
+  }
+
+  /** The key's entry if it reads as present now (not deleted, not expired). */
+  getLive(key: string): Entry | undefined {
+    const entry = this.get(key);
+    return isLive(entry, this.#clock.wallMs()) ? entry : undefined;
   }
 
   /**
@@ -85,10 +102,11 @@ export class KvStore {
    */
   list(prefix: string, after: string, limit: number): Entry[] {
     const to = prefixSuccessor(prefix);
+    const now = this.#clock.wallMs();
     const rows = (
       to === undefined
-        ? this.#statements.listOpen.all(prefix, after, limit)
-        : this.#statements.listBounded.all(prefix, after, to, limit)
+        ? this.#statements.listOpen.all(prefix, after, now, limit)
+        : this.#statements.listBounded.all(prefix, after, to, now, limit)
     ) as StoredRow[];
     const entries: Entry[] = [];
     for (const row of rows) {
@@ -98,15 +116,34 @@ export class KvStore {
     return entries;
   }
 
-  /** Merges mutations in one transaction; results are in the same order. */
-  applyMutations(mutations: readonly Mutation[]): MutationResult[] {
-    return this.#applyTransaction(mutations);
+  /**
+   * Merges mutations in one transaction; results are in the same order. Each
+   * atomic group is applied whole or, when one of its conditions fails, not at
+   * all (its results say which op was refused and which were aborted).
+   */
+  applyMutations(
+    mutations: readonly Mutation[],
+    groups: readonly AtomicGroup[] = [],
+  ): MutationResult[] {
+    return this.#applyTransaction(mutations, groups);
   }
 
   /** Changes after `afterSeq` in sequence order, at most `limit` rows scanned. */
   changesSince(afterSeq: number, limit: number): Change[] {
     const rows = this.#statements.changes.all(afterSeq, limit) as ChangeRow[];
-    return rows.map((row) => ({ ...toEntry(row), seq: row.seq, sourceNodeId: row.src }));
+    return rows.map(toChange);
+  }
+
+  /** Changes with `afterSeq < seq <= throughSeq` (the rest of an atomic batch). */
+  changesThrough(afterSeq: number, throughSeq: number): Change[] {
+    const rows = this.#statements.changesThrough.all(afterSeq, throughSeq) as ChangeRow[];
+    return rows.map(toChange);
+  }
+
+  /** Keys whose expiry has passed and whose value is still stored, oldest expiry first. */
+  expiredKeys(nowWallMs: number, limit: number): { key: string; version: Version }[] {
+    const rows = this.#statements.expired.all(nowWallMs, limit) as StoredRow[];
+    return rows.map((row) => ({ key: row.key, version: { timestamp: row.ts, nodeId: row.node } }));
   }
 
   /** The HLC timestamp of the oldest change after `afterSeq`, if any. */
@@ -147,10 +184,23 @@ export class KvStore {
     return digest;
   }
 
-  #applyTransaction(mutations: readonly Mutation[]): MutationResult[] {
+  #applyTransaction(
+    mutations: readonly Mutation[],
+    groups: readonly AtomicGroup[],
+  ): MutationResult[] {
     const touched = new Set<number>();
+    const nowWallMs = this.#clock.wallMs();
+    const groupAt = new Map(groups.map((group) => [group.start, group]));
     const run = this.#db.transaction(() => {
-      const results = mutations.map((mutation) => this.#applyOne(mutation, touched));
+      const results: MutationResult[] = [];
+      while (results.length < mutations.length) {
+        const group = groupAt.get(results.length);
+        if (group && group.count > 0) {
+          results.push(...this.#applyGroup(mutations, group, touched, nowWallMs));
+        } else {
+          results.push(this.#applyOne(mutations[results.length]!, touched, nowWallMs, null));
+        }
+      }
       for (const bucket of touched) {
         this.#statements.bucketSet.run(
           this.digest.sums[bucket],
@@ -198,16 +248,80 @@ export class KvStore {
     this.#log?.info('disk has room again: writes accepted');
   }
 
-  #applyOne(mutation: Mutation, touched: Set<number>): MutationResult {
-    const key = mutation.kind === 'local' ? mutation.key : mutation.entry.key;
+  /** Checks every condition of the group first; writes all of it or none. */
+  #applyGroup(
+    mutations: readonly Mutation[],
+    group: AtomicGroup,
+    touched: Set<number>,
+    nowWallMs: number,
+  ): MutationResult[] {
+    const slice = mutations.slice(group.start, group.start + group.count);
+    const failed = slice.findIndex(
+      (m) => m.kind === 'local' && m.condition && !this.#holds(m.key, m.condition, nowWallMs),
+    );
+    if (failed >= 0) {
+      return slice.map((m, index) =>
+        this.#refused(keyOf(m), index === failed ? 'condition' : 'aborted', nowWallMs),
+      );
+    }
+    // Every local op of a batch writes exactly one change (a batch never skips a
+    // tombstone), so the batch takes the next `count` seqs.
+    const local = slice.length > 1 && slice.every((m) => m.kind === 'local');
+    const batchEnd = local ? this.#seq + slice.length : null;
+    const results = slice.map((m) => this.#applyOne(m, touched, nowWallMs, batchEnd, true));
+    assert(batchEnd === null || batchEnd === this.#seq, 'a batch takes consecutive seqs');
+    return results;
+  }
+
+  #holds(key: string, condition: Condition, nowWallMs: number): boolean {
+    const entry = this.get(key);
+    const live = isLive(entry, nowWallMs);
+    if (condition.kind === 'absent') return !live;
+    if (condition.kind === 'exists') return live;
+    return live && compareVersions(entry!.version, condition.version) === 0;
+  }
+
+  #refused(key: string, reason: 'condition' | 'aborted', nowWallMs: number): MutationResult {
+    const entry = this.get(key);
+    const existed = isLive(entry, nowWallMs);
+    return { applied: false, version: entry?.version ?? NO_VERSION, existed, refused: reason };
+  }
+
+  #applyOne(
+    mutation: Mutation,
+    touched: Set<number>,
+    nowWallMs: number,
+    batchEnd: number | null,
+    conditionChecked = false,
+  ): MutationResult {
+    if (mutation.kind === 'expire') {
+      return this.#expireOne(mutation.key, mutation.version, nowWallMs);
+    }
+    const key = keyOf(mutation);
+    if (mutation.kind === 'local' && mutation.condition && !conditionChecked) {
+      if (!this.#holds(key, mutation.condition, nowWallMs)) {
+        return this.#refused(key, 'condition', nowWallMs);
+      }
+    }
     const existing = this.#statements.mergeGet.get(key) as MergeRow | undefined;
     const existingVersion = existing && { timestamp: existing.ts, nodeId: existing.node };
+    const existed =
+      existing !== undefined &&
+      existing.live === 1 &&
+      (existing.expires === null || existing.expires > nowWallMs);
     let version: Version;
     let valueJson: string | null;
     let source: string;
     let hash: number;
+    let expiresAt: number | null;
+    let valueHash: string | null = null;
     if (mutation.kind === 'local') {
-      if (!existing && mutation.valueJson === null && mutation.tombstoneIfAbsent === false) {
+      if (
+        !existing &&
+        mutation.valueJson === null &&
+        mutation.tombstoneIfAbsent === false &&
+        batchEnd === null
+      ) {
         // Nothing to delete and nobody to tell: stamp the answer, store nothing.
         return {
           applied: false,
@@ -222,16 +336,20 @@ export class KvStore {
       version = { timestamp, nodeId: this.nodeId };
       valueJson = mutation.valueJson;
       source = this.nodeId;
-      hash = entryHash(key, formatVersion(version), valueJson);
+      expiresAt = mutation.expiresAt ?? null;
+      hash = entryHash(key, formatVersion(version), valueJson, expiresAt);
     } else {
-      this.#clock.observe(mutation.entry.version.timestamp);
-      version = mutation.entry.version;
-      valueJson = mutation.entry.valueJson;
+      const entry = mutation.entry;
+      this.#clock.observe(entry.version.timestamp);
+      version = entry.version;
+      valueJson = entry.valueJson;
       source = mutation.sourceNodeId;
-      hash = entryHash(key, formatVersion(version), valueJson);
+      expiresAt = entry.expiresAt ?? null;
+      valueHash = valueJson === null ? (entry.valueHash ?? null) : null;
+      hash = entryHash(key, formatVersion(version), valueJson, expiresAt, valueHash);
       const kept = existingVersion && { version: existingVersion, hash: existing.hash };
       if (kept && compareMergeOrder(kept, { version, hash }) >= 0) {
-        return { applied: false, version: kept.version, existed: existing.live === 1 };
+        return { applied: false, version: kept.version, existed };
       }
     }
     const bucket = existing ? existing.bucket : bucketOf(key);
@@ -245,16 +363,51 @@ export class KvStore {
       source,
       bucket,
       hash,
+      expiresAt,
+      valueHash,
+      batchEnd,
     );
     this.digest.replace(bucket, existing ? existing.hash : null, hash);
     touched.add(bucket);
-    return { applied: true, version, existed: existing?.live === 1 };
+    return { applied: true, version, existed, valueBefore: existing?.live === 1 };
+  }
+
+  /**
+   * The sweep: drops the value of an expired entry but keeps its row, version
+   * and expiry (and the value's digest, so its hash is unchanged). The newer
+   * version stays, so no older value of the key can come back by a merge. It
+   * takes a new change seq, so watchers see the expiry as a delete, and keeps
+   * its source, so a peer that has not yet received the entry still does.
+   */
+  #expireOne(key: string, version: Version, nowWallMs: number): MutationResult {
+    const row = this.#statements.get.get(key) as StoredRow | undefined;
+    if (!row) return { applied: false, version, existed: false };
+    const current = { timestamp: row.ts, nodeId: row.node };
+    const expired = row.value !== null && row.expires !== null && row.expires <= nowWallMs;
+    if (!expired || compareVersions(current, version) !== 0) {
+      return { applied: false, version: current, existed: isLive(toEntry(row), nowWallMs) };
+    }
+    this.#seq += 1;
+    this.#statements.sweep.run(valueDigest(row.value!), this.#seq, key);
+    return { applied: true, version, existed: false, valueBefore: true };
   }
 }
 
-/** The listing query; `value IS NOT NULL` lets SQLite use the partial index kv_live. */
-export const LIST_SQL =
-  'SELECT key, value, ts, node FROM kv INDEXED BY kv_live WHERE key >= ? AND key > ? %UPPER% AND value IS NOT NULL ORDER BY key LIMIT ?';
+function keyOf(mutation: Mutation): string {
+  return mutation.kind === 'remote' ? mutation.entry.key : mutation.key;
+}
+
+function toChange(row: ChangeRow): Change {
+  return { ...toEntry(row), seq: row.seq, sourceNodeId: row.src, batchEndSeq: row.bend };
+}
+
+const ROW = 'key, value, ts, node, expires, vhash';
+
+/**
+ * The listing query; `value IS NOT NULL` lets SQLite use the partial index
+ * kv_live. Expired entries not yet swept are filtered out by the expiry.
+ */
+export const LIST_SQL = `SELECT ${ROW} FROM kv INDEXED BY kv_live WHERE key >= ? AND key > ? %UPPER% AND value IS NOT NULL AND (expires IS NULL OR expires > ?) ORDER BY key LIMIT ?`;
 
 const CODE_POINT_MAX = 0x10ffff;
 
@@ -277,7 +430,15 @@ export function prefixSuccessor(prefix: string): string | undefined {
 }
 
 function toEntry(row: StoredRow): Entry {
-  return { key: row.key, valueJson: row.value, version: { timestamp: row.ts, nodeId: row.node } };
+  const entry: Entry = {
+    key: row.key,
+    valueJson: row.value,
+    version: { timestamp: row.ts, nodeId: row.node },
+  };
+  if (row.expires === null) return entry;
+  return row.vhash === null
+    ? { ...entry, expiresAt: row.expires }
+    : { ...entry, expiresAt: row.expires, valueHash: row.vhash };
 }
 
 function prepareStatements(db: Database.Database) {
@@ -285,19 +446,27 @@ function prepareStatements(db: Database.Database) {
     metaGet: db.prepare('SELECT value FROM meta WHERE name = ?').pluck(),
     metaSet: db.prepare('INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)'),
     seqMax: db.prepare('SELECT max(seq) FROM kv').pluck(),
-    get: db.prepare('SELECT key, value, ts, node FROM kv WHERE key = ?'),
+    get: db.prepare(`SELECT ${ROW} FROM kv WHERE key = ?`),
     mergeGet: db.prepare(
-      'SELECT ts, node, hash, bucket, value IS NOT NULL AS live FROM kv WHERE key = ?',
+      'SELECT ts, node, hash, bucket, value IS NOT NULL AS live, expires FROM kv WHERE key = ?',
     ),
     listOpen: db.prepare(LIST_SQL.replace('%UPPER%', '')),
     listBounded: db.prepare(LIST_SQL.replace('%UPPER%', 'AND key < ?')),
     upsert: db.prepare(
-      `INSERT INTO kv (key, value, ts, node, seq, src, bucket, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+      `INSERT INTO kv (key, value, ts, node, seq, src, bucket, hash, expires, vhash, bend)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (key) DO UPDATE SET value = excluded.value, ts = excluded.ts, node = excluded.node,
-         seq = excluded.seq, src = excluded.src, hash = excluded.hash`,
+         seq = excluded.seq, src = excluded.src, hash = excluded.hash, expires = excluded.expires,
+         vhash = excluded.vhash, bend = excluded.bend`,
     ),
-    changes: db.prepare(
-      'SELECT key, value, ts, node, seq, src FROM kv WHERE seq > ? ORDER BY seq LIMIT ?',
+    sweep: db.prepare('UPDATE kv SET value = NULL, vhash = ?, seq = ?, bend = NULL WHERE key = ?'),
+    expired: db.prepare(
+      `SELECT ${ROW} FROM kv WHERE expires IS NOT NULL AND value IS NOT NULL AND expires <= ?
+         ORDER BY expires LIMIT ?`,
+    ),
+    changes: db.prepare(`SELECT ${ROW}, seq, src, bend FROM kv WHERE seq > ? ORDER BY seq LIMIT ?`),
+    changesThrough: db.prepare(
+      `SELECT ${ROW}, seq, src, bend FROM kv WHERE seq > ? AND seq <= ? ORDER BY seq`,
     ),
     oldestChange: db.prepare('SELECT ts FROM kv WHERE seq > ? ORDER BY seq LIMIT 1').pluck(),
     bucketsAll: db.prepare('SELECT id, sum, count FROM buckets ORDER BY id'),

@@ -3,6 +3,8 @@
  * synchronous level, and the schema. The schema is laid out for replication
  * and resync: one row per key with its version, tombstone (value NULL), the
  * local change sequence, the node it came from, and its digest bucket and hash.
+ * Schema 2 adds the expiry of an entry and the seq range of atomic batches; a
+ * schema-1 file is migrated in place when opened.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
@@ -13,7 +15,7 @@ import { BUCKETS } from './digest.ts';
 export type SyncLevel = 'full' | 'normal';
 
 export const DATABASE_FILE = 'peerkv.db';
-const SCHEMA_VERSION = '1';
+const SCHEMA_VERSION = '2';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (
@@ -29,7 +31,10 @@ CREATE TABLE IF NOT EXISTS kv (
   seq    INTEGER NOT NULL,  -- local change sequence of the last change
   src    TEXT NOT NULL,     -- node id this change came from (ours when local)
   bucket INTEGER NOT NULL,  -- digest bucket of the key
-  hash   INTEGER NOT NULL   -- 48-bit digest hash of the entry
+  hash   INTEGER NOT NULL,  -- 48-bit digest hash of the entry
+  expires INTEGER,          -- wall-clock ms after which the entry reads as absent (NULL: never)
+  vhash  TEXT,              -- digest of the value an expired entry had, once the sweep dropped it
+  bend   INTEGER            -- last seq of the atomic batch this change belongs to (NULL: none)
 );
 CREATE UNIQUE INDEX IF NOT EXISTS kv_seq ON kv (seq);
 CREATE INDEX IF NOT EXISTS kv_bucket ON kv (bucket, key);
@@ -49,6 +54,23 @@ CREATE TABLE IF NOT EXISTS peers (
 ) WITHOUT ROWID;
 `;
 
+/** Indexes over columns a migration may have added. */
+const INDEXES = `
+CREATE INDEX IF NOT EXISTS kv_expiring ON kv (expires) WHERE expires IS NOT NULL AND value IS NOT NULL;
+`;
+
+/** Schema 1 -> 2: the expiry and atomic-batch columns. */
+function migrate(db: Database.Database): void {
+  const version = db.prepare("SELECT value FROM meta WHERE name = 'schema_version'").pluck().get();
+  if (version !== '1') return;
+  db.transaction(() => {
+    db.exec('ALTER TABLE kv ADD COLUMN expires INTEGER');
+    db.exec('ALTER TABLE kv ADD COLUMN vhash TEXT');
+    db.exec('ALTER TABLE kv ADD COLUMN bend INTEGER');
+    db.prepare("UPDATE meta SET value = ? WHERE name = 'schema_version'").run(SCHEMA_VERSION);
+  })();
+}
+
 export function databasePath(dataDir: string): string {
   return join(dataDir, DATABASE_FILE);
 }
@@ -61,6 +83,8 @@ export function openDatabase(dataDir: string, sync: SyncLevel): Database.Databas
   db.pragma('busy_timeout = 5000');
   db.pragma('cache_size = -32768');
   db.exec(SCHEMA);
+  migrate(db);
+  db.exec(INDEXES);
   initialiseMeta(db);
   return db;
 }

@@ -6,18 +6,25 @@
  * them. A job is never split: its mutations commit in one transaction or not
  * at all, so a request that fails changes nothing (a job larger than
  * `commitMutationsMax` gets a transaction of its own; the request limits keep
- * it short).
+ * it short). An atomic job (a client's batch) is also one group for the store:
+ * its conditions are all checked before any of it is written.
  */
 import assert from 'node:assert/strict';
 import { PeerkvError } from '../errors.ts';
-import type { Mutation, MutationResult } from './types.ts';
+import type { AtomicGroup, Mutation, MutationResult } from './types.ts';
 
 export interface MutationApplier {
-  applyMutations(mutations: readonly Mutation[]): MutationResult[];
+  applyMutations(mutations: readonly Mutation[], groups?: readonly AtomicGroup[]): MutationResult[];
+}
+
+export interface SubmitOptions {
+  /** All or nothing also for conditions: one failed condition refuses every mutation. */
+  readonly atomic?: boolean;
 }
 
 interface Job {
   readonly mutations: readonly Mutation[];
+  readonly atomic: boolean;
   resolve(results: MutationResult[]): void;
   reject(error: unknown): void;
 }
@@ -62,7 +69,7 @@ export class WriteQueue {
     return this.#commits;
   }
 
-  submit(mutations: readonly Mutation[]): Promise<MutationResult[]> {
+  submit(mutations: readonly Mutation[], options: SubmitOptions = {}): Promise<MutationResult[]> {
     if (this.#closed) {
       return Promise.reject(new PeerkvError('SHUTTING_DOWN', 'node is shutting down'));
     }
@@ -75,7 +82,7 @@ export class WriteQueue {
       );
     }
     return new Promise((resolve, reject) => {
-      this.#jobs.push({ mutations, resolve, reject });
+      this.#jobs.push({ mutations, atomic: options.atomic === true, resolve, reject });
       this.#queued += mutations.length;
       this.#schedule();
     });
@@ -112,10 +119,16 @@ export class WriteQueue {
       owners.length === 1 ? owners[0]!.mutations : owners.flatMap((job) => job.mutations);
     this.#queued -= batch.length;
     assert.ok(this.#queued >= 0, 'the queue count never goes negative');
+    const groups: AtomicGroup[] = [];
+    let start = 0;
+    for (const job of owners) {
+      if (job.atomic) groups.push({ start, count: job.mutations.length });
+      start += job.mutations.length;
+    }
     let results: MutationResult[];
     const startedMonoMs = performance.now();
     try {
-      results = this.#store.applyMutations(batch);
+      results = this.#store.applyMutations(batch, groups);
     } catch (error) {
       for (const job of owners) job.reject(error);
       return;

@@ -3,6 +3,10 @@
 import type { FinalState } from './finalize.ts';
 import type { History, OpRecord } from './history.ts';
 import type { NodeSnapshot, StoredEntry } from './observe.ts';
+import { SKEW_MS_MAX } from './schedule.ts';
+
+/** How far apart two nodes' (or a node's and the checker's) clocks may be: the largest skew drawn. */
+const CLOCK_MARGIN_MS = SKEW_MS_MAX + 5_000;
 
 export type CheckName =
   | 'convergence'
@@ -16,6 +20,11 @@ export type CheckName =
   | 'node-order'
   | 'duplicate-version'
   | 'bad-answer'
+  | 'expiry-mismatch'
+  | 'expired-listed'
+  | 'early-expiry'
+  | 'read-expired'
+  | 'cas-double-win'
   | 'unclean-shutdown'
   | 'node-start-failed';
 
@@ -36,6 +45,7 @@ export function checkRun(history: History, final: FinalState): Violation[] {
   const reference = final.snapshots.find((snap) => snap !== undefined);
   if (reference !== undefined) violations.push(...checkFinalState(history, reference));
   violations.push(...checkReads(history), ...checkNodeOrder(history.ops));
+  violations.push(...checkCompareAndSwap(history.ops));
   return violations;
 }
 
@@ -142,6 +152,10 @@ function checkFinalState(history: History, snap: NodeSnapshot): Violation[] {
     const final = snap.entries.get(key);
     violations.push(...checkKey(key, writes, final, byId));
     const listed = snap.listing.get(key);
+    if (final?.expiresAt !== undefined) {
+      violations.push(...checkExpiring(key, final, listed));
+      continue;
+    }
     const live = final !== undefined && !final.deleted;
     const sameListing =
       listed === undefined
@@ -157,6 +171,40 @@ function checkFinalState(history: History, snap: NodeSnapshot): Violation[] {
     }
   }
   return violations;
+}
+
+/**
+ * An expiring entry: listed only with its own version and value and not long after its expiry;
+ * missing from the listing only once its expiry is near or past; swept only after it.
+ */
+function checkExpiring(
+  key: string,
+  final: StoredEntry,
+  listed: { version: string; value: unknown } | undefined,
+): Violation[] {
+  const expiresAt = final.expiresAt!;
+  const nowMs = Date.now();
+  const problems: [CheckName, string][] = [];
+  if (final.expired && expiresAt > nowMs + CLOCK_MARGIN_MS) {
+    problems.push([
+      'early-expiry',
+      `swept, yet it expires at ${expiresAt}, ${expiresAt - nowMs} ms from now`,
+    ]);
+  }
+  if (listed !== undefined) {
+    if (final.expired || listed.version !== final.version || !sameJson(listed.value, final.value)) {
+      problems.push([
+        'phantom-value',
+        `GET /kv lists ${listed.version}, the store holds ${final.version}${final.expired ? ' (swept)' : ''}`,
+      ]);
+    }
+    if (expiresAt < nowMs - CLOCK_MARGIN_MS) {
+      problems.push(['expired-listed', `listed ${nowMs - expiresAt} ms after its expiry`]);
+    }
+  } else if (expiresAt > nowMs + CLOCK_MARGIN_MS) {
+    problems.push(['phantom-value', `not listed, yet it expires only at ${expiresAt}`]);
+  }
+  return problems.map(([check, message]) => ({ check, key, message, steps: [] }));
 }
 
 function checkKey(
@@ -210,6 +258,26 @@ function attribute(
   byId: ReadonlyMap<number, OpRecord>,
 ): Violation[] {
   const sameVersion = writes.find((op) => op.outcome === 'ack' && op.version === final.version);
+  const expiry = checkExpiryOf(key, final, sameVersion);
+  if (expiry.length > 0) return expiry;
+  if (final.expired) {
+    const ttlPut = (op: OpRecord) => op.step.op === 'put' && op.step.ttlSeconds !== undefined;
+    if (
+      sameVersion !== undefined
+        ? ttlPut(sameVersion)
+        : writes.some((op) => ttlPut(op) && op.outcome === 'unknown')
+    ) {
+      return [];
+    }
+    return [
+      {
+        check: 'phantom-value',
+        key,
+        message: `a swept entry ${final.version} matches no acknowledged or unknown put with a ttl`,
+        steps: sameVersion ? [sameVersion.step.index] : [],
+      },
+    ];
+  }
   if (final.deleted) {
     if (sameVersion?.step.op === 'delete') return [];
     if (
@@ -260,6 +328,44 @@ function attribute(
   return [];
 }
 
+/** The stored expiry is the one the write was acknowledged with (none for a put without ttl). */
+function checkExpiryOf(key: string, final: StoredEntry, op: OpRecord | undefined): Violation[] {
+  if (op === undefined || op.step.op !== 'put') return [];
+  if (op.expiresAt === final.expiresAt) return [];
+  return [
+    {
+      check: 'expiry-mismatch',
+      key,
+      message: `put op ${op.step.opId} was acknowledged with expiry ${op.expiresAt ?? 'none'}, the store holds ${final.expiresAt ?? 'none'}`,
+      steps: [op.step.index],
+    },
+  ];
+}
+
+/**
+ * On one node, a key's version only grows, so of the compare-and-swaps sent to one node with
+ * the same expected version at most one can succeed (across nodes both may: see the README).
+ */
+function checkCompareAndSwap(ops: readonly OpRecord[]): Violation[] {
+  const winners = new Map<string, OpRecord>();
+  const violations: Violation[] = [];
+  for (const op of ops) {
+    if (op.outcome !== 'ack' || op.condition === undefined || op.condition === '*') continue;
+    const id = `${op.step.node}\u0000${op.step.key}\u0000${op.condition}`;
+    const other = winners.get(id);
+    if (other !== undefined) {
+      violations.push({
+        check: 'cas-double-win',
+        key: op.step.key,
+        node: op.step.node,
+        message: `ops ${other.step.opId} and ${op.step.opId} both swapped from ${op.condition} on node${op.step.node}`,
+        steps: [other.step.index, op.step.index],
+      });
+    } else winners.set(id, op);
+  }
+  return violations;
+}
+
 /** The put op a stored or read value came from, or why there is none. */
 function sourceOf(
   value: unknown,
@@ -285,12 +391,15 @@ function checkReads(history: History): Violation[] {
     const read = op.read;
     if (op.step.op !== 'get' || read?.found !== true) continue;
     const source = sourceOf(read.value, op.step.key, byId);
+    const readWallMs = history.epochMs + op.startMs;
     const wrong =
       typeof source === 'string'
         ? source
         : source.outcome === 'ack' && source.version !== read.version
           ? `op ${source.step.opId}'s value read at ${read.version}, acknowledged with ${source.version}`
-          : undefined;
+          : read.expiresAt !== undefined && read.expiresAt < readWallMs - CLOCK_MARGIN_MS
+            ? `read ${readWallMs - read.expiresAt} ms after its expiry`
+            : undefined;
     if (wrong !== undefined) {
       violations.push({
         check: 'read-phantom',

@@ -11,6 +11,7 @@ export interface ReadResult {
   readonly found: boolean;
   readonly value?: unknown;
   readonly version?: string;
+  readonly expiresAt?: number;
 }
 
 export interface OpRecord {
@@ -23,6 +24,10 @@ export interface OpRecord {
   readonly status?: number;
   /** The version a put or delete was acknowledged with. */
   readonly version?: string;
+  /** The expiry a TTL put was acknowledged with (node wall-clock ms). */
+  readonly expiresAt?: number;
+  /** What a compare-and-swap sent: the version it expected, or '*' (the key must not exist). */
+  readonly condition?: string;
   readonly read?: ReadResult;
   /** Why the outcome is failed or unknown, or what was wrong with an answer. */
   readonly error?: string;

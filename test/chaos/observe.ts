@@ -15,6 +15,10 @@ export interface StoredEntry {
   readonly deleted: boolean;
   readonly value?: unknown;
   readonly version: string;
+  /** An expiring entry's expiry (node wall-clock ms). */
+  readonly expiresAt?: number;
+  /** The expiry sweep dropped its value (it reads as absent). */
+  readonly expired?: boolean;
 }
 
 export interface Listed {
@@ -78,7 +82,14 @@ export async function fetchEntries(
     );
     ok(`POST ${baseUrl}/sync/fetch`, result.status, result.text);
     const body = result.body as {
-      rows: { key: string; value?: unknown; deleted?: boolean; version: string }[];
+      rows: {
+        key: string;
+        value?: unknown;
+        deleted?: boolean;
+        expired?: boolean;
+        expiresAt?: number;
+        version: string;
+      }[];
       served: number;
     };
     if (!Number.isInteger(body.served) || body.served < 1 || body.served > asked.length) {
@@ -86,12 +97,11 @@ export async function fetchEntries(
     }
     for (const row of body.rows) {
       const deleted = row.deleted === true;
-      entries.set(
-        row.key,
-        deleted
-          ? { deleted, version: row.version }
-          : { deleted, value: row.value, version: row.version },
-      );
+      const expiry = row.expiresAt === undefined ? {} : { expiresAt: row.expiresAt };
+      if (deleted) entries.set(row.key, { deleted, version: row.version });
+      else if (row.expired === true) {
+        entries.set(row.key, { deleted, expired: true, version: row.version, ...expiry });
+      } else entries.set(row.key, { deleted, value: row.value, version: row.version, ...expiry });
     }
     offset += body.served;
   }
@@ -105,14 +115,22 @@ export async function snapshot(baseUrl: string, keys: readonly string[]): Promis
   return { hash, listing, entries: await fetchEntries(baseUrl, allKeys) };
 }
 
-/** One string per snapshot's content, equal exactly when hash, listing and entries are equal. */
+/**
+ * One string per snapshot's content, equal exactly when hash, listing and entries are equal. An
+ * expiring entry is compared by version and expiry only: one node may already have swept its
+ * value and another not (their hashes agree), and nodes whose clocks differ list it for
+ * different moments.
+ */
 export function canonical(snap: NodeSnapshot): string {
-  const listing = [...snap.listing].map(
-    ([k, v]) => `${k}\u0000${v.version}\u0000${JSON.stringify(v.value)}`,
-  );
-  const entries = [...snap.entries].map(
-    ([k, e]) => `${k}\u0000${e.version}\u0000${e.deleted ? '-' : JSON.stringify(e.value)}`,
-  );
+  const expiring = (key: string): boolean => snap.entries.get(key)?.expiresAt !== undefined;
+  const listing = [...snap.listing]
+    .filter(([k]) => !expiring(k))
+    .map(([k, v]) => `${k}\u0000${v.version}\u0000${JSON.stringify(v.value)}`);
+  const entries = [...snap.entries].map(([k, e]) => {
+    const content =
+      e.expiresAt !== undefined ? `E${e.expiresAt}` : e.deleted ? '-' : JSON.stringify(e.value);
+    return `${k}\u0000${e.version}\u0000${content}`;
+  });
   return [snap.hash, listing.sort().join('\n'), entries.sort().join('\n')].join('\n\n');
 }
 

@@ -21,7 +21,16 @@ export interface ChaosSummary {
   readonly nodes: number;
   readonly durationSeconds: number;
   readonly steps: number;
-  readonly operations: { total: number; put: number; delete: number; get: number };
+  readonly operations: {
+    total: number;
+    put: number;
+    /** Puts with a TTL, compare-and-swaps, and compare-and-swaps refused with 412. */
+    putTtl: number;
+    putCas: number;
+    casRefused: number;
+    delete: number;
+    get: number;
+  };
   readonly acknowledged: number;
   readonly failed: number;
   /** Of the failed: refused before anything was sent (the node was down or restarting). */
@@ -70,6 +79,9 @@ export function summarize(
     operations: {
       total: ops.length,
       put: count((o) => o.step.op === 'put'),
+      putTtl: count((o) => o.step.ttlSeconds !== undefined),
+      putCas: count((o) => o.step.conditional === true),
+      casRefused: count((o) => o.step.conditional === true && o.status === 412),
       delete: count((o) => o.step.op === 'delete'),
       get: count((o) => o.step.op === 'get'),
     },
@@ -111,7 +123,7 @@ export function formatSummary(s: ChaosSummary): string {
       : `${s.convergeMsAfterHeal} ms after the final heal (${s.convergeMsAfterRestart} ms after every node was back up)`;
   return [
     `chaos seed=${s.seed} nodes=${s.nodes} duration=${s.durationSeconds}s steps=${s.steps} wall=${s.wallSeconds}s`,
-    `operations: ${s.operations.total} (put ${s.operations.put}, delete ${s.operations.delete}, get ${s.operations.get})`,
+    `operations: ${s.operations.total} (put ${s.operations.put} of which ttl ${s.operations.putTtl} and cas ${s.operations.putCas} (412: ${s.operations.casRefused}), delete ${s.operations.delete}, get ${s.operations.get})`,
     `outcomes: acknowledged ${s.acknowledged}, failed ${s.failed} (refused ${s.refused}), unknown ${s.unknown}`,
     `faults: ${faults || 'none'} (skipped ${s.faultsSkipped}); proxy refused ${s.proxyConnectionsRefused}, dropped mid-request ${s.proxyConnectionsDropped}`,
     `converged: ${converge}`,

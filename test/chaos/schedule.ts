@@ -22,6 +22,10 @@ export interface OpStep {
   readonly key: string;
   readonly node: number;
   readonly value?: ChaosValue;
+  /** A put with a TTL (seconds): the key expires, and the checks allow for it. */
+  readonly ttlSeconds?: number;
+  /** A compare-and-swap: read the key on the node, then put with If-Match (or If-None-Match: *). */
+  readonly conditional?: boolean;
 }
 
 /** How a disturbed directed link (node `from` calling node `to`) misbehaves until the next heal. */
@@ -76,7 +80,7 @@ const HOT_KEYS = 5;
 const COLD_KEYS = 300;
 /** Keys that exercise percent-encoding and UTF-8 byte order in listings. */
 const ODD_KEYS = ['sp ace', 'uni/ключ', 'slash/a/b', 'pct%25', 'emoji/😀', 'q?x=1&y'];
-const SKEW_MS_MAX = 120_000;
+export const SKEW_MS_MAX = 120_000;
 const KILL_BURST_OPS_MIN = 6;
 const KILL_BURST_OPS_MAX = 12;
 const KILL_BURST_LEAD_MS = 60;
@@ -293,11 +297,27 @@ function killBurst(rng: Rng, killAtMs: number, node: number, firstOpId: number):
   });
 }
 
+/** Some puts carry a short TTL (many expire during a run), some are compare-and-swaps. */
+const TTL_PUT_SHARE = 0.15;
+const CAS_PUT_SHARE = 0.15;
+const TTL_SECONDS_CHOICES = [0.5, 1, 2, 4];
+
 function drawPut(rng: Rng, opId: number, atMs: number, key: string, node: number): Draft<OpStep> {
   const w = Math.floor(rng() * 1e9);
   const value: ChaosValue =
     rng() < 0.05 ? { op: opId, w, pad: 'x'.repeat(between(rng, 1_024, 8_192)) } : { op: opId, w };
-  return { kind: 'op', atMs, opId, op: 'put', key, node, value };
+  const put: Draft<OpStep> = { kind: 'op', atMs, opId, op: 'put', key, node, value };
+  const r = rng();
+  if (r < TTL_PUT_SHARE) return { ...put, ttlSeconds: pick(rng, TTL_SECONDS_CHOICES) };
+  if (r < TTL_PUT_SHARE + CAS_PUT_SHARE) return { ...put, conditional: true };
+  return put;
+}
+
+/** put, put-ttl, put-cas, delete or get. */
+export function opLabel(step: OpStep): string {
+  if (step.ttlSeconds !== undefined) return 'put-ttl';
+  if (step.conditional) return 'put-cas';
+  return step.op;
 }
 
 /** A short label of a fault, for counts by kind and for reports. */
@@ -310,7 +330,7 @@ export function faultKind(fault: Fault): string {
 export function describeStep(step: Step): string {
   const at = `step ${step.index} (t=${(step.atMs / 1_000).toFixed(2)}s)`;
   if (step.kind === 'op')
-    return `${at} op ${step.opId} ${step.op} ${JSON.stringify(step.key)} on node${step.node}`;
+    return `${at} op ${step.opId} ${opLabel(step)} ${JSON.stringify(step.key)} on node${step.node}`;
   const f = step.fault;
   if (f.type === 'partition') {
     const links = f.links.map(

@@ -27,7 +27,7 @@ class FakeApplier implements MutationApplier {
 }
 
 function keyOf(mutation: Mutation): string {
-  return mutation.kind === 'local' ? mutation.key : mutation.entry.key;
+  return mutation.kind === 'remote' ? mutation.entry.key : mutation.key;
 }
 
 function puts(...keys: string[]): Mutation[] {
