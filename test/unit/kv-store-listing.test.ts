@@ -34,9 +34,10 @@ describe('GET /kv listing over tombstones', () => {
         (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...args) as { detail: string }[])
           .map((row) => row.detail)
           .join('; ');
-      const bounded = plan(LIST_SQL.replace('%UPPER%', 'AND key < ?'), ['a', '', 'b', 100]);
+      // Parameters: prefix, after, [upper bound,] the expiry cut-off (now), limit.
+      const bounded = plan(LIST_SQL.replace('%UPPER%', 'AND key < ?'), ['a', '', 'b', 0, 100]);
       assert.match(bounded, /USING INDEX kv_live \(key>\? AND key<\?\)/, bounded);
-      const open = plan(LIST_SQL.replace('%UPPER%', ''), ['', '', 100]);
+      const open = plan(LIST_SQL.replace('%UPPER%', ''), ['', '', 0, 100]);
       assert.match(open, /USING INDEX kv_live/, open);
     } finally {
       db.close();
