@@ -72,6 +72,9 @@ export const limits = {
   poolPeerTasksMax: 16,
   /** After an answer that leaves a body unread: how long the connection drains before it closes. */
   lingerCloseMs: 1_000,
+  /** GET /cluster/nodes: the longest wait for a peer's /cluster, and how long an answer is reused. */
+  overviewFetchTimeoutMs: 2_000,
+  overviewCacheMs: 500,
   /** How long shutdown waits for in-flight requests before closing their connections. */
   shutdownGraceMs: 5_000,
 } as const;
@@ -103,6 +106,8 @@ export const replicationLimits = {
   replicateResponseBytesMax: 1 * MiB,
   /** Any other route (none today): small. */
   otherResponseBytesMax: 64 * KiB,
+  /** A peer's GET /cluster, read for GET /cluster/nodes (about 1 KiB per peer). */
+  clusterResponseBytesMax: 256 * KiB,
   /** Room for framing and one row's key around the byte bound of a page. */
   pageFramingBytes: 64 * KiB,
   /** Connections in each peer's pool. */
@@ -208,6 +213,8 @@ export function peerResponseBytesMax(path: string, valueBytesMax: number): numbe
       return replicateBodyBytesMax(valueBytesMax);
     case '/replicate':
       return r.replicateResponseBytesMax;
+    case '/cluster':
+      return r.clusterResponseBytesMax;
     default:
       return r.otherResponseBytesMax;
   }

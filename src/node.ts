@@ -8,13 +8,16 @@ import { statSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
+import type { ClusterStatus } from './client/types.ts';
 import { HybridClock } from './clock.ts';
+import { ClusterOverviewSource } from './cluster-overview.ts';
 import type { NodeConfig } from './config.ts';
 import { ConfigError, PeerkvError } from './errors.ts';
 import { createHttpServer, type HttpServer, type Server } from './http/app.ts';
 import { batchRoutes } from './http/batch-routes.ts';
 import { BodyBudget } from './http/body-budget.ts';
 import { type KvService, kvRoutes } from './http/kv-routes.ts';
+import { operatorRoutes } from './http/operator-routes.ts';
 import { opsRoutes } from './http/ops-routes.ts';
 import { type SyncService, syncRoutes } from './http/sync-routes.ts';
 import { watchRoutes } from './http/watch-routes.ts';
@@ -153,6 +156,17 @@ export class PeerkvNode {
       bodyBudget,
     };
     const kvService = this.#kvService();
+    const overview = new ClusterOverviewSource({
+      selfStatus: () => this.#clusterStatus(),
+      fetchStatus: async (url) => {
+        const peer = this.peers.find((candidate) => candidate.url === url);
+        return (await peer?.client.call('GET', '/cluster'))?.json;
+      },
+      fetchTimeoutMs: Math.min(config.timeoutMs, limits.overviewFetchTimeoutMs),
+      cacheMs: limits.overviewCacheMs,
+      monoMs: () => performance.now(),
+      wallMs: this.#wallMs,
+    });
     const routes = [
       ...kvRoutes(kvService, routeOptions),
       ...batchRoutes(kvService, routeOptions),
@@ -169,6 +183,7 @@ export class PeerkvNode {
         metricsContentType: metrics.contentType,
         metricsText: () => metrics.text(),
       }),
+      ...operatorRoutes({ overview: () => overview.overview() }),
     ];
     this.#http = createHttpServer(routes, log.child({ component: 'http' }), {
       connectionsMax: config.connectionsMax,
@@ -467,7 +482,7 @@ export class PeerkvNode {
     };
   }
 
-  #clusterStatus(): unknown {
+  #clusterStatus(): ClusterStatus {
     const now = this.#wallMs();
     return {
       node: {

@@ -7,6 +7,7 @@
  * start-up, and every few periods as anti-entropy.
  */
 import type { Logger } from 'pino';
+import type { PeerStatus } from './client/types.ts';
 import { replicationLimits as bounds } from './limits.ts';
 import type { PeerClient } from './replication/peer-client.ts';
 import type { PeerSender, SenderStats } from './replication/peer-sender.ts';
@@ -353,12 +354,12 @@ export class Supervisor {
   }
 }
 
-export function peerStatus(peer: Peer, now: number): Record<string, unknown> {
+export function peerStatus(peer: Peer, now: number): PeerStatus {
   const stats: SenderStats = peer.sender.stats();
   return {
     url: peer.url,
     nodeId: peer.nodeId,
-    state: peer.state,
+    state: peer.state === 'self' ? 'unknown' : peer.state,
     lastSeen: peer.lastSeenMs === null ? null : new Date(peer.lastSeenMs).toISOString(),
     lastSeenAgoMs: peer.lastSeenMs === null ? null : Math.max(0, now - peer.lastSeenMs),
     rttMs: peer.rttMs === null ? null : Math.round(peer.rttMs * 10) / 10,
