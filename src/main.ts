@@ -4,6 +4,7 @@
  * that exits the process.
  */
 import { NODE_USAGE, parseFlags, parseNodeArgs } from './cli.ts';
+import { CLIENT_COMMANDS } from './client-cli/usage.ts';
 import { CLUSTER_USAGE, parseClusterArgs, runCluster } from './cluster.ts';
 import { ConfigError } from './errors.ts';
 import { createRootLogger } from './log.ts';
@@ -13,12 +14,23 @@ import { createTokenLines, parseTokenArgs, TOKEN_USAGE } from './token-command.t
 
 const USAGE = `Usage: peerkv <command> [flags]
 
+Servers:
   peerkv node --port 8001 --peers http://127.0.0.1:8002,...   run one node
   peerkv cluster [--nodes 3] [--base-port 8001]               run a local cluster
   peerkv token create --name app --permissions read,write     make a client token
   peerkv new-id --data-dir <dir>                               give a stopped node a new id
 
-Run "peerkv node --help", "peerkv cluster --help" or "peerkv token --help" for the flags.
+Client (talk to running nodes; --node URL, repeatable, default http://127.0.0.1:8001):
+  peerkv get KEY                      print a value
+  peerkv put KEY VALUE                write (VALUE as JSON if it parses, else a string; - reads stdin)
+  peerkv del KEY                      delete
+  peerkv ls [--prefix P] [--limit N]  list keys and values
+  peerkv status                       the whole cluster as a table (exit 1 if unhealthy)
+  peerkv load FILE.jsonl              bulk write JSON lines {"key","value"}
+  peerkv dump [--prefix P]            every entry as JSON lines on stdout
+
+Client flags: --node URL, --token T (or $PEERKV_TOKEN), --ca FILE, --timeout S, --json.
+Run "peerkv <command> --help" (node, cluster, token, get, ...) for the details of any command.
 `;
 
 async function runNode(argv: string[]): Promise<void> {
@@ -82,15 +94,23 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.write(request ? createTokenLines(request) : TOKEN_USAGE);
     return;
   }
+  if (command !== undefined && CLIENT_COMMANDS.includes(command)) {
+    const { runClientCommand } = await import('./client-cli/commands.ts');
+    process.exitCode = await runClientCommand(command, rest, {
+      stdin: process.stdin,
+      stdout: process.stdout,
+      stderr: process.stderr,
+      env: process.env,
+    });
+    return;
+  }
   if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
     process.stdout.write(USAGE);
     return;
   }
   // `peerkv --port 8001 ...` is read as `peerkv node --port 8001 ...`.
   if (command.startsWith('--')) return runNode(argv);
-  throw new ConfigError(
-    `unknown command "${command}" (expected "node", "cluster", "token" or "new-id")`,
-  );
+  throw new ConfigError(`unknown command "${command}" (see peerkv --help)`);
 }
 
 main(process.argv.slice(2)).catch((error: unknown) => {

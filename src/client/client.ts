@@ -20,6 +20,8 @@ import {
 import { backoffDelayMs, isRetryableStatus, nodeOrder, retryAfterMs } from './failover.ts';
 import { type Answer, type Exchange, Transport } from './transport.ts';
 import type {
+  BatchOp,
+  BatchResult,
   ClusterOverview,
   ClusterStatus,
   DeleteResult,
@@ -132,6 +134,23 @@ export class PeerkvClient {
     const path = `/kv/${encodeKey(key)}`;
     const answer = await this.#call({ method: 'DELETE', path }, options);
     return expectShape<DeleteResult>(answer!.json, ['key', 'version', 'existed']);
+  }
+
+  /**
+   * `POST /batch`: puts and deletes applied all or none in one transaction
+   * (at most 1,000 ops, each key once). Needs a node that has the route; an
+   * older one answers 404 NOT_FOUND. A batch whose answer was lost may be
+   * retried on another node: without conditions that writes the same values
+   * again; with conditions the retry can fail 412 although the first applied.
+   */
+  async batch(ops: readonly BatchOp[], options: CallOptions = {}): Promise<BatchResult> {
+    if (!Array.isArray(ops) || ops.length === 0) {
+      throw new PeerkvArgumentError('a batch needs at least one op');
+    }
+    for (const op of ops) encodeKey(op.key);
+    const body = JSON.stringify({ ops });
+    const answer = await this.#call({ method: 'POST', path: '/batch', body }, options);
+    return expectShape<BatchResult>(answer!.json, ['ops']);
   }
 
   /** One page of live entries in key order. */

@@ -33,7 +33,7 @@ export class Transport {
     this.#options = options;
     this.#agent = new Agent({
       keepAliveTimeout: 4_000,
-      connections: 8,
+      connections: 64,
       ...(options.ca === undefined ? {} : { connect: { ca: caText(options.ca) } }),
     });
   }

@@ -32,6 +32,29 @@ export interface DeleteResult {
   readonly existed: boolean;
 }
 
+/** One op of `batch()`: a put or a delete, applied with the others all or none. */
+export type BatchOp =
+  | {
+      readonly op: 'put';
+      readonly key: string;
+      readonly value: JsonValue;
+      /** Only if the key's current version is this one (else the whole batch fails, 412). */
+      readonly ifMatch?: string;
+      /** `*`: only if the key does not exist. */
+      readonly ifNoneMatch?: '*';
+      /** Seconds until the entry expires. */
+      readonly ttl?: number;
+    }
+  | { readonly op: 'delete'; readonly key: string; readonly ifMatch?: string };
+
+export interface BatchResult {
+  readonly ops: readonly {
+    readonly op: 'put' | 'delete';
+    readonly key: string;
+    readonly version: string;
+  }[];
+}
+
 export interface ListOptions {
   /** Only keys that start with this. */
   readonly prefix?: string;
