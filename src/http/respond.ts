@@ -68,3 +68,24 @@ function lingerBeforeClose(res: ServerResponse): void {
     socket.once('close', () => clearTimeout(timer));
   };
 }
+
+/** A static file of the dashboard. */
+export function sendAsset(
+  res: ServerResponse,
+  contentType: string,
+  body: Buffer,
+  headers: Readonly<Record<string, string>>,
+): void {
+  res.writeHead(200, { ...headers, 'Content-Type': contentType, 'Content-Length': body.length });
+  res.end(body);
+}
+
+export function sendRedirect(res: ServerResponse, location: string): void {
+  const body = JSON.stringify({ location });
+  res.writeHead(302, {
+    Location: location,
+    'Content-Type': 'application/json; charset=utf-8',
+    'Content-Length': Buffer.byteLength(body),
+  });
+  res.end(body);
+}

@@ -327,7 +327,7 @@ describe('bad requests to one node', () => {
       ['POST', '/nope'],
       ['GET', '/store/nope'],
       ['GET', '/kvx/a'],
-      ['DELETE', '/'],
+      ['DELETE', '/nope/'],
     ] as const) {
       await refused(`${method} ${target}`, () => rawHttp(port, method, target), 404, 'NOT_FOUND');
     }
