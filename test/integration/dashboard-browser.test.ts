@@ -13,6 +13,7 @@ import { after, before, describe, test } from 'node:test';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { getJson, httpRequest } from '../helpers/http.ts';
 import { type Cluster, PROJECT_ROOT, useCluster, waitFor } from '../helpers/node-process.ts';
+import { writeAuthFile } from './security-support.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_ARGS = [
@@ -156,6 +157,61 @@ describe('dashboard in chromium', { skip }, () => {
     assert.ok(elapsedMs < DOWN_SHOWN_MS_MAX, `${Math.round(elapsedMs)} ms`);
     await page.locator('#summary', { hasText: '1 down' }).waitFor();
     assert.equal(await page.getAttribute('#summary', 'data-healthy'), 'false');
+  });
+});
+
+describe('dashboard in chromium, with tokens required', { skip }, () => {
+  const secrets = fs.mkdtempSync(path.join(os.tmpdir(), 'peerkv-ui-auth-'));
+  const authFile = path.join(secrets, 'auth.json');
+  const tokens = writeAuthFile(authFile, [
+    { name: 'all', permissions: ['read', 'write', 'admin'] },
+  ]);
+  let cluster: Cluster;
+  useCluster({ nodes: 1, extraArgs: ['--auth-file', authFile] }, (started) => {
+    cluster = started;
+  });
+  let context: BrowserContext;
+  let page: Page;
+  let profile = '';
+
+  before(async () => {
+    profile = await fsp.mkdtemp(path.join(os.tmpdir(), 'peerkv-chromium-'));
+    context = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: CHROMIUM_ARGS,
+      timeout: UI_TIMEOUT_MS,
+    });
+    page = context.pages()[0] ?? (await context.newPage());
+    page.setDefaultTimeout(UI_TIMEOUT_MS);
+  });
+
+  after(async () => {
+    await context?.close();
+    await fsp.rm(profile, { recursive: true, force: true });
+    await fsp.rm(secrets, { recursive: true, force: true });
+  });
+
+  test('the page is open, asks for a token, and keeps it in sessionStorage only', async () => {
+    await page.goto(`${cluster.urls[0]}/ui`);
+    await page.locator('#auth').waitFor({ state: 'visible' });
+    await page.locator('#summary', { hasText: 'token needed' }).waitFor();
+    await page.fill('#token', tokens.all!);
+    await page.click('#auth-form button');
+    await page.locator('#summary', { hasText: '1 nodes · all up · hashes agree' }).waitFor();
+    assert.equal(await page.locator('#auth').isVisible(), false);
+    // Evaluated in the page (a string: this file is type-checked without the DOM library).
+    const stored = await page.evaluate(
+      "({ session: sessionStorage.getItem('peerkv.token'), local: localStorage.length, cookie: document.cookie })",
+    );
+    assert.deepEqual(stored, { session: tokens.all, local: 0, cookie: '' });
+    await page.fill('#put-key', 'ui/auth');
+    await page.fill('#put-value', '1');
+    await page.click('#put');
+    await page.locator('#message', { hasText: 'stored ui/auth' }).waitFor();
+    await page.click('#forget-token');
+    assert.equal(await page.evaluate("sessionStorage.getItem('peerkv.token')"), null);
+    await page.locator('#auth').waitFor({ state: 'visible' });
   });
 });
 
