@@ -8,7 +8,7 @@ import minimist from 'minimist';
 import type { NodeConfig } from './config.ts';
 import { ConfigError } from './errors.ts';
 import { limits, MiB } from './limits.ts';
-import { LOG_LEVELS, type LogLevel } from './log.ts';
+import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from './log.ts';
 import { parseClusterSecret, type SecuritySources } from './security/load-security.ts';
 import type { TlsSources } from './security/tls.ts';
 
@@ -20,6 +20,7 @@ const NODE_FLAGS = [
   'timeout',
   'host',
   'log-level',
+  'log-format',
   'sync',
   'max-value-bytes',
   'max-connections',
@@ -56,6 +57,7 @@ export const NODE_USAGE = `Usage: peerkv node --port <port> [options]
   --max-clock-skew-ms <n>  warn when a peer's clock is further off (default 1000)
   --request-timeout <s>    time to receive a whole request, body included (default 30)
   --log-level <level>      fatal|error|warn|info|debug|trace|silent (default info)
+  --log-format <format>    json|pretty (default: pretty on a terminal, json otherwise)
   --cluster-secret-file <path>  the secret peers share (or env PEERKV_CLUSTER_SECRET);
                            peer routes then need it, and calls to peers send it
   --auth-file <path>       client tokens (JSON, SHA-256 of each token; see
@@ -72,6 +74,7 @@ export const NODE_USAGE = `Usage: peerkv node --port <port> [options]
 export function parseNodeArgs(
   argv: readonly string[],
   env: NodeJS.ProcessEnv,
+  stdoutIsTty = false,
 ): NodeConfig | undefined {
   const args = parseFlags(argv, NODE_FLAGS);
   if (args.help) return undefined;
@@ -103,6 +106,7 @@ export function parseNodeArgs(
       limits.sweepIntervalMsDefault / 1000,
     ),
     logLevel: parseLogLevel(args['log-level'] ?? 'info'),
+    logFormat: parseLogFormat(args['log-format'] ?? (stdoutIsTty ? 'pretty' : 'json')),
     sync: parseSync(args.sync ?? 'full'),
     valueBytesMax: parseInteger(
       args['max-value-bytes'],
@@ -310,6 +314,13 @@ function parseLogLevel(text: string): LogLevel {
     throw new ConfigError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got "${text}"`);
   }
   return text as LogLevel;
+}
+
+function parseLogFormat(text: string): LogFormat {
+  if (!(LOG_FORMATS as readonly string[]).includes(text)) {
+    throw new ConfigError(`--log-format must be "json" or "pretty", got "${text}"`);
+  }
+  return text as LogFormat;
 }
 
 function parseSync(text: string): 'full' | 'normal' {

@@ -16,6 +16,7 @@ export const CLUSTER_USAGE = `Usage: peerkv cluster [options]
   --pingfreq <s>       passed to every node (default 10)
   --timeout <s>        passed to every node (default 15)
   --log-level <level>  passed to every node (default info)
+  --log-format <fmt>   passed to every node: json|pretty (default: pretty on a terminal)
   --cluster-secret-file <path>, --auth-file <path>   passed to every node (see Security)
 `;
 
@@ -34,6 +35,7 @@ export function parseClusterArgs(argv: readonly string[]): ClusterOptions | unde
     'pingfreq',
     'timeout',
     'log-level',
+    'log-format',
     'cluster-secret-file',
     'auth-file',
   ]);
@@ -49,6 +51,7 @@ export function parseClusterArgs(argv: readonly string[]): ClusterOptions | unde
     'pingfreq',
     'timeout',
     'log-level',
+    'log-format',
     'cluster-secret-file',
     'auth-file',
   ] as const) {

@@ -1,4 +1,4 @@
-import type { LogLevel } from './log.ts';
+import type { LogFormat, LogLevel } from './log.ts';
 import type { SecuritySources } from './security/load-security.ts';
 import type { TlsSources } from './security/tls.ts';
 import type { SyncLevel } from './store/open-database.ts';
@@ -18,6 +18,8 @@ export interface NodeConfig {
   /** How often the expiry sweep drops the values of expired entries. */
   readonly sweepIntervalMs: number;
   readonly logLevel: LogLevel;
+  /** `pretty` on a terminal, `json` otherwise, unless --log-format says. */
+  readonly logFormat: LogFormat;
   readonly sync: SyncLevel;
   readonly valueBytesMax: number;
   readonly connectionsMax: number;

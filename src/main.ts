@@ -34,14 +34,14 @@ Run "peerkv <command> --help" (node, cluster, token, get, ...) for the details o
 `;
 
 async function runNode(argv: string[]): Promise<void> {
-  const config = parseNodeArgs(argv, process.env);
+  const config = parseNodeArgs(argv, process.env, process.stdout.isTTY === true);
   if (!config) {
     process.stdout.write(NODE_USAGE);
     return;
   }
   // Read once into the config; child processes (pool workers) need not inherit it.
   delete process.env.PEERKV_CLUSTER_SECRET;
-  const log = createRootLogger(config.logLevel, { port: config.port });
+  const log = createRootLogger(config.logLevel, { port: config.port }, config.logFormat);
   const node = await PeerkvNode.start(config, log);
   process.on('SIGHUP', () => node.reload());
   let stopping = false;
