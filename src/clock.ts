@@ -14,6 +14,8 @@ export type WallClock = () => number;
 
 export class HybridClock {
   #last: number;
+  /** The highest timestamp `now()` issued (or restored from our own history). */
+  #issuedMax = 0;
   readonly #wallMs: WallClock;
   readonly #aheadMsMax: () => number;
 
@@ -31,12 +33,28 @@ export class HybridClock {
   now(): number {
     const physical = Math.floor(this.#wallMs()) * LOGICAL_PER_MS;
     this.#last = Math.max(this.#last + 1, physical);
+    this.#issuedMax = this.#last;
     return this.#last;
   }
 
   observe(timestamp: number): void {
     const cap = Math.min(TIMESTAMP_MAX, this.timestampMax());
     if (timestamp > this.#last) this.#last = Math.max(this.#last, Math.min(timestamp, cap));
+  }
+
+  /**
+   * Folds in a timestamp this node issued itself before a restart, uncapped:
+   * versions must stay unique even when the wall clock went back meanwhile.
+   */
+  restoreIssued(timestamp: number): void {
+    const restored = Math.min(timestamp, TIMESTAMP_MAX);
+    if (restored > this.#last) this.#last = restored;
+    if (restored > this.#issuedMax) this.#issuedMax = restored;
+  }
+
+  /** The highest timestamp `now()` has issued (or `restoreIssued` restored). */
+  get issuedMax(): number {
+    return this.#issuedMax;
   }
 
   /** The highest timestamp this clock will accept from outside right now. */

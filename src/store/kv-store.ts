@@ -76,7 +76,26 @@ export class KvStore {
         'persisted clock was far ahead of wall time; not followed',
       );
     }
+    // What we issued ourselves is followed whatever the wall clock says now
+    // (it may have gone back across the restart): a version is never reused.
+    clock.restoreIssued(this.#issuedBeforeOpen());
+    if (clock.aheadOfWallMs() > 1_000) {
+      log?.warn(
+        { aheadOfWallMs: clock.aheadOfWallMs() },
+        'own versions run ahead of wall time; followed so none is reused',
+      );
+    }
     this.digest = this.#loadDigest();
+  }
+
+  /** The highest timestamp this node issued before this open (older files: from its rows). */
+  #issuedBeforeOpen(): number {
+    const persisted = this.#statements.metaGet.get('clock_issued') as string | undefined;
+    if (persisted !== undefined) return Number(persisted);
+    const row = this.#db
+      .prepare('SELECT MAX(ts) AS ts FROM kv WHERE node = ?')
+      .get(this.nodeId) as { ts: number | null };
+    return row.ts ?? 0;
   }
 
   get seq(): number {
@@ -209,6 +228,7 @@ export class KvStore {
         );
       }
       this.#statements.metaSet.run('clock', String(this.#clock.last));
+      this.#statements.metaSet.run('clock_issued', String(this.#clock.issuedMax));
       return results;
     });
     try {
