@@ -128,6 +128,19 @@ export const replicationLimits = {
    * observed versions move our clock at most this far ahead.
    */
   versionAheadSlackMs: 10_000,
+  /**
+   * Resync against an untrusted peer: a round's key summaries are bounded by
+   * the rows both sides count in its buckets (at most this many); a paged read
+   * may take the rows the peer declared plus a margin (writes arriving
+   * meanwhile); and a resync's slot has a deadline of some peer timeouts plus
+   * a time per declared row, after which it fails and the slot is free.
+   */
+  resyncRoundRowsMax: 200_000,
+  resyncRowsMarginMin: 1_000,
+  resyncRowsMarginFraction: 0.1,
+  resyncDeadlineTimeouts: 4,
+  resyncDeadlineMinMs: 10_000,
+  resyncDeadlineMsPerRow: 0.5,
   /** Resyncs running at once on this node (one: a rebuilt node pulls its data once, not per peer). */
   resyncsConcurrentMax: 1,
 } as const;

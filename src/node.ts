@@ -349,6 +349,11 @@ export class PeerkvNode {
         deferMs: Math.min(this.#config.pingIntervalMs, 1_000),
         timestampMax: () => this.clock.timestampMax(),
         yieldToBusyPeer,
+        monoMs: () => performance.now(),
+        deadlineBaseMs: Math.max(
+          replicationLimits.resyncDeadlineMinMs,
+          replicationLimits.resyncDeadlineTimeouts * this.#config.timeoutMs,
+        ),
       },
       peer.client,
       peer.nodeId!,

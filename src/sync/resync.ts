@@ -15,6 +15,7 @@ import { compareMergeOrder } from '../store/merge-order.ts';
 import type { Entry, Mutation, MutationResult } from '../store/types.ts';
 import { entryJson, replicateBody } from '../store/wire.ts';
 import { parseVersion } from '../version.ts';
+import { PageGuard, PeerBadAnswerError, rowsAllowed } from './page-guard.ts';
 import {
   type BucketCursor,
   parseBucketSums,
@@ -46,6 +47,16 @@ export interface ResyncDeps {
   readonly timestampMax: () => number;
   /** Yield to a peer that is resyncing itself (false for a node that just started). */
   readonly yieldToBusyPeer: boolean;
+  /** Monotonic clock (performance.now()), for the resync's deadline. */
+  readonly monoMs: () => number;
+  /** The deadline before any row is counted: a few peer timeouts. */
+  readonly deadlineBaseMs: number;
+}
+
+interface DifferingBucket {
+  readonly bucket: number;
+  readonly localCount: number;
+  readonly remoteCount: number;
 }
 
 export interface ResyncReport {
@@ -73,6 +84,7 @@ export class Resync {
   };
   #entriesTotal = 0;
   #lastProgressMs = 0;
+  #deadlineMonoMs = Number.POSITIVE_INFINITY;
 
   constructor(deps: ResyncDeps, client: PeerClient, peerNodeId: string) {
     this.#deps = deps;
@@ -84,10 +96,13 @@ export class Resync {
     const groups = await this.#differingGroups();
     if (groups === 'deferred') return { result: 'deferred', bucketsDiffering: 0, ...this.#report };
     if (groups.length === 0) return { result: 'equal', bucketsDiffering: 0, ...this.#report };
+    // The clock starts once waiting for in-flight replication is over (that wait has its own bound).
+    this.#deadlineMonoMs = this.#deps.monoMs() + this.#deps.deadlineBaseMs;
     const buckets = await this.#differingBuckets(groups);
     this.#entriesTotal = buckets.reduce((sum, b) => sum + Math.max(b.localCount, b.remoteCount), 0);
-    for (let index = 0; index < buckets.length; index += bounds.resyncBucketsPerRound) {
-      await this.#syncBuckets(buckets.slice(index, index + bounds.resyncBucketsPerRound));
+    this.#deadlineMonoMs += this.#entriesTotal * bounds.resyncDeadlineMsPerRow;
+    for (const round of planRounds(buckets)) {
+      await this.#syncBuckets(round);
       this.#progress(false);
     }
     this.#progress(true);
@@ -116,7 +131,7 @@ export class Resync {
     const answer = await this.#call('POST', '/sync/buckets', JSON.stringify({ groups }));
     const remote = parseBucketSums(answer, groups);
     const digest = this.#deps.store.digest;
-    const differing: { bucket: number; localCount: number; remoteCount: number }[] = [];
+    const differing: DifferingBucket[] = [];
     for (const group of groups) {
       for (
         let bucket = group * BUCKETS_PER_GROUP;
@@ -131,15 +146,27 @@ export class Resync {
     return differing;
   }
 
-  async #syncBuckets(buckets: { bucket: number; localCount: number; remoteCount: number }[]) {
+  async #syncBuckets(buckets: DifferingBucket[]) {
     const pushWhole = buckets.filter((b) => b.remoteCount === 0).map((b) => b.bucket);
-    const pullWhole = buckets
-      .filter((b) => b.localCount === 0 && b.remoteCount > 0)
-      .map((b) => b.bucket);
-    const mixed = buckets.filter((b) => b.localCount > 0 && b.remoteCount > 0).map((b) => b.bucket);
+    const pullWhole = buckets.filter((b) => b.localCount === 0 && b.remoteCount > 0);
+    const mixed = buckets.filter((b) => b.localCount > 0 && b.remoteCount > 0);
     await this.#pushBuckets(pushWhole);
-    await this.#pullBuckets(pullWhole);
+    if (pullWhole.length > 0) await this.#pullBuckets(pullWhole);
     if (mixed.length > 0) await this.#diffBuckets(mixed);
+  }
+
+  /** Holds a paged read of these buckets to the rows the peer declared in them. */
+  #guard(buckets: DifferingBucket[]): PageGuard {
+    const declared = buckets.reduce((sum, b) => sum + b.remoteCount, 0);
+    const rowsMax = rowsAllowed(
+      declared,
+      bounds.resyncRowsMarginMin,
+      bounds.resyncRowsMarginFraction,
+    );
+    return new PageGuard(
+      buckets.map((b) => b.bucket),
+      rowsMax,
+    );
   }
 
   async #pushBuckets(buckets: number[]): Promise<void> {
@@ -160,15 +187,18 @@ export class Resync {
     }
   }
 
-  async #pullBuckets(buckets: number[]): Promise<void> {
+  async #pullBuckets(differing: DifferingBucket[]): Promise<void> {
+    const buckets = differing.map((b) => b.bucket);
+    const guard = this.#guard(differing);
     let after: BucketCursor | null = null;
-    while (buckets.length > 0) {
+    for (;;) {
       const answer = await this.#call(
         'POST',
         '/sync/rows',
         JSON.stringify({ buckets, after, values: true }),
       );
       const page = parseRows(answer, this.#deps.valueBytesMax, true, this.#deps.timestampMax());
+      guard.accept(page.entries, page.next);
       await this.#merge(page.entries);
       if (!page.next) return;
       after = page.next;
@@ -176,8 +206,9 @@ export class Resync {
   }
 
   /** Exchanges key summaries of buckets both sides hold; moves only what wins the merge. */
-  async #diffBuckets(buckets: number[]): Promise<void> {
-    const remote = await this.#remoteSummaries(buckets);
+  async #diffBuckets(differing: DifferingBucket[]): Promise<void> {
+    const buckets = differing.map((b) => b.bucket);
+    const remote = await this.#remoteSummaries(buckets, this.#guard(differing));
     const local = await this.#localSummaries(buckets);
     const toPull: string[] = [];
     for (const [key, theirs] of remote) {
@@ -192,10 +223,19 @@ export class Resync {
     for (let index = 0; index < toPull.length; ) {
       const keys = toPull.slice(index, index + bounds.fetchKeysMax);
       const answer = await this.#call('POST', '/sync/fetch', JSON.stringify({ keys }));
-      await this.#merge(
-        parseRows(answer, this.#deps.valueBytesMax, true, this.#deps.timestampMax()).entries,
-      );
-      index += parseServed(answer, keys.length);
+      const served = parseServed(answer, keys.length);
+      const entries = parseRows(
+        answer,
+        this.#deps.valueBytesMax,
+        true,
+        this.#deps.timestampMax(),
+      ).entries;
+      const asked = new Set(keys.slice(0, served));
+      if (entries.length > served || !entries.every((entry) => asked.has(entry.key))) {
+        throw new PeerBadAnswerError('peer answered a fetch with keys it was not asked for');
+      }
+      await this.#merge(entries);
+      index += served;
     }
     await this.#pushKeys(toPush);
   }
@@ -219,7 +259,7 @@ export class Resync {
     if (parts.length > 0) await this.#push(parts.join(','), parts.length);
   }
 
-  async #remoteSummaries(buckets: number[]): Promise<Map<string, Summary>> {
+  async #remoteSummaries(buckets: number[], guard: PageGuard): Promise<Map<string, Summary>> {
     const summaries = new Map<string, Summary>();
     let after: BucketCursor | null = null;
     for (;;) {
@@ -229,6 +269,10 @@ export class Resync {
         JSON.stringify({ buckets, after, values: false }),
       );
       const page = parseSummaries(answer, this.#deps.valueBytesMax, this.#deps.timestampMax());
+      guard.accept(
+        [...page.summaries.keys()].map((key) => ({ key })),
+        page.next,
+      );
       for (const [key, summary] of page.summaries) summaries.set(key, summary);
       if (!page.next) return summaries;
       after = page.next;
@@ -263,6 +307,7 @@ export class Resync {
 
   /** Pushes entries to the peer; ones it refuses are skipped and counted, not retried. */
   async #push(entriesJson: string, count: number): Promise<void> {
+    this.#checkDeadline();
     const outcome = await pushRefusing(entriesJson, count, async (json) => {
       const body = replicateBody(this.#deps.store.nodeId, json, true);
       await this.#client.call('POST', '/replicate', body);
@@ -287,10 +332,18 @@ export class Resync {
   }
 
   async #call(method: 'GET' | 'POST', path: string, body?: string): Promise<unknown> {
+    this.#checkDeadline();
     const answer = await this.#client.call(method, path, body);
     this.#report.bytesReceived += answer.bytes;
     if (body) this.#report.bytesSent += Buffer.byteLength(body);
     return answer.json;
+  }
+
+  /** The slot is not held past the deadline, however slowly (but validly) the peer answers. */
+  #checkDeadline(): void {
+    if (this.#deps.monoMs() > this.#deadlineMonoMs) {
+      throw new PeerBadAnswerError('resync passed its deadline (peer too slow)');
+    }
   }
 
   #progress(final: boolean): void {
@@ -309,4 +362,34 @@ export class Resync {
       final ? 'resync transfer done' : 'resync progress',
     );
   }
+}
+
+/**
+ * Cuts the differing buckets into rounds of at most resyncBucketsPerRound
+ * buckets and resyncRoundRowsMax rows (counted on the larger side), so the key
+ * summaries of one round stay bounded. A bucket the peer says holds more than
+ * a round's rows is not believed.
+ */
+export function planRounds(buckets: readonly DifferingBucket[]): DifferingBucket[][] {
+  const rounds: DifferingBucket[][] = [];
+  let round: DifferingBucket[] = [];
+  let rows = 0;
+  for (const bucket of buckets) {
+    const size = Math.max(bucket.localCount, bucket.remoteCount);
+    if (bucket.remoteCount > bounds.resyncRoundRowsMax) {
+      throw new PeerBadAnswerError(`peer declared ${bucket.remoteCount} rows in one bucket`);
+    }
+    if (
+      round.length > 0 &&
+      (round.length >= bounds.resyncBucketsPerRound || rows + size > bounds.resyncRoundRowsMax)
+    ) {
+      rounds.push(round);
+      round = [];
+      rows = 0;
+    }
+    round.push(bucket);
+    rows += size;
+  }
+  if (round.length > 0) rounds.push(round);
+  return rounds;
 }

@@ -79,7 +79,10 @@ export class FakePeer {
         answerPing(res, this.#options.nodeId);
         return;
       }
-      Promise.resolve(this.#options.handler(request, res)).catch(() => res.destroy());
+      Promise.resolve(this.#options.handler(request, res)).catch((error: unknown) => {
+        process.stderr.write(`fake peer handler failed: ${String(error)}\n`);
+        res.destroy();
+      });
     });
   }
 }
