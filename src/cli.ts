@@ -24,6 +24,7 @@ const NODE_FLAGS = [
   'sync',
   'max-value-bytes',
   'max-connections',
+  'max-connections-per-client',
   'max-clock-skew-ms',
   'request-timeout',
   'anti-entropy',
@@ -54,6 +55,9 @@ export const NODE_USAGE = `Usage: peerkv node --port <port> [options]
   --sync <full|normal>     SQLite synchronous level (default full)
   --max-value-bytes <n>    largest value, as JSON text (default 1048576)
   --max-connections <n>    concurrent client connections (default 1024)
+  --max-connections-per-client <n>
+                           connections one client address may hold (default a
+                           quarter of --max-connections; peers are not counted)
   --max-clock-skew-ms <n>  warn when a peer's clock is further off (default 1000)
   --request-timeout <s>    time to receive a whole request, body included (default 30)
   --log-level <level>      fatal|error|warn|info|debug|trace|silent (default info)
@@ -118,6 +122,12 @@ export function parseNodeArgs(
       args['max-connections'],
       'max-connections',
       limits.connectionsMaxDefault,
+      1_000_000,
+    ),
+    connectionsPerClientMax: parseInteger(
+      args['max-connections-per-client'],
+      'max-connections-per-client',
+      0,
       1_000_000,
     ),
     requestTimeoutMs: parseSeconds(

@@ -23,6 +23,8 @@ export interface NodeConfig {
   readonly sync: SyncLevel;
   readonly valueBytesMax: number;
   readonly connectionsMax: number;
+  /** Connections one client address may hold; 0: a quarter of connectionsMax. */
+  readonly connectionsPerClientMax: number;
   /** Time allowed to receive a whole request, headers and body. */
   readonly requestTimeoutMs: number;
   readonly clockSkewMsMax: number;

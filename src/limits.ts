@@ -60,12 +60,18 @@ export const limits = {
   listLimitDefault: 100,
   listLimitMax: 1_000,
   listBytesMax: 16 * MiB,
+  /** A listing is written in chunks of about this many characters, with backpressure. */
+  listChunkChars: 64 * KiB,
+  /** Rows a listing reads from the store at a time (as the client drains the answer). */
+  listFetchRows: 2,
   /** HTTP server: time to receive request headers, and the whole request (body included). */
   headersTimeoutMs: 10_000,
   requestTimeoutMs: 30_000,
   keepAliveTimeoutMs: 5_000,
   /** Default for --max-connections. */
   connectionsMaxDefault: 1_024,
+  /** Connection slots kept for peers' addresses (a quarter of the bound, at most this). */
+  peerConnectionSlotsMax: 16,
   /** The worker pool: threads, queued tasks, and the share of the queue peers' requests may hold. */
   poolThreadsMax: 2,
   poolQueueMax: 256,

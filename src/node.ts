@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { statSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, isIP } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { ClusterStatus } from './client/types.ts';
@@ -187,6 +187,9 @@ export class PeerkvNode {
     ];
     this.#http = createHttpServer(routes, log.child({ component: 'http' }), {
       connectionsMax: config.connectionsMax,
+      connectionsPerClientMax:
+        config.connectionsPerClientMax || Math.max(1, Math.floor(config.connectionsMax / 4)),
+      peerAddresses: peerAddresses(config.peers),
       requestTimeoutMs: config.requestTimeoutMs,
       authorizer: this.#authorizer,
       metrics,
@@ -562,4 +565,17 @@ function databaseBytes(dbPath: string): number {
 function storageStatus(error: KvStore['storageError']): Record<string, unknown> {
   if (!error) return { writable: true };
   return { writable: false, error: error.code, since: new Date(error.sinceWallMs).toISOString() };
+}
+
+/** The IP addresses the peers connect from, as far as their URLs tell (IP literals, localhost). */
+function peerAddresses(peers: readonly string[]): Set<string> {
+  const addresses = new Set<string>();
+  for (const peer of peers) {
+    const host = new URL(peer).hostname.replace(/^\[|\]$/g, '');
+    if (host === 'localhost') {
+      addresses.add('127.0.0.1');
+      addresses.add('::1');
+    } else if (isIP(host) !== 0) addresses.add(host);
+  }
+  return addresses;
 }

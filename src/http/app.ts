@@ -21,6 +21,11 @@ import type { Request, Route, RouteExtras } from './route.ts';
 
 export interface ServerOptions {
   readonly connectionsMax: number;
+  /** Connections one client address may hold (default: a quarter of connectionsMax). */
+  readonly connectionsPerClientMax?: number;
+  /** IP addresses of the configured peers: they may use the slots kept for peers. */
+  readonly peerAddresses?: ReadonlySet<string>;
+  /** Time to receive a whole request; also the inactivity and response-write deadlines. */
   readonly requestTimeoutMs: number;
   /** Checks each route's permission before its handler runs. */
   readonly authorizer: Authorizer;
@@ -107,13 +112,38 @@ export function createHttpServer(routes: Route[], log: Logger, options: ServerOp
   server.requestTimeout = options.requestTimeoutMs;
   server.headersTimeout = Math.min(limits.headersTimeoutMs, options.requestTimeoutMs);
   server.keepAliveTimeout = limits.keepAliveTimeoutMs;
+  // A socket with no traffic either way for this long is closed (a client that stopped reading).
+  // Never before the keep-alive timeout: a client reusing an idle socket must not race a close.
+  server.setTimeout(Math.max(options.requestTimeoutMs, limits.keepAliveTimeoutMs + 1_000));
+  // And a whole exchange ends within twice the request timeout: receiving it (bounded by the
+  // request timeout) and answering it, so a client that reads the answer too slowly is cut.
+  server.on('request', (req: Request, res: Response) => {
+    const socket = req.socket;
+    // The socket itself: destroying a response whose socket is backed up leaves the socket open.
+    const exchange = setTimeout(() => socket.destroy(), 2 * options.requestTimeoutMs);
+    exchange.unref();
+    res.once('close', () => clearTimeout(exchange));
+    res.once('finish', () => {
+      clearTimeout(exchange);
+      // 'finish' means handed to the socket, not read: an answer still buffered must drain in
+      // time (a client that stopped reading would otherwise hold it, and its memory, for ever).
+      if (socket.writableLength === 0) return;
+      const stalled = setTimeout(() => socket.destroy(), options.requestTimeoutMs);
+      stalled.unref();
+      const clear = (): void => clearTimeout(stalled);
+      socket.once('drain', clear).once('close', clear);
+    });
+  });
   // With TLS a request's socket is the TLS socket, so connections are counted once secure.
-  const guard = guardConnections(
-    server,
-    options.tls === null ? 'connection' : 'secureConnection',
-    options.connectionsMax,
-    () => options.metrics.rejected('connections'),
-  );
+  const guard = guardConnections(server, {
+    connectionEvent: options.tls === null ? 'connection' : 'secureConnection',
+    connectionsMax: options.connectionsMax,
+    perClientMax:
+      options.connectionsPerClientMax ?? Math.max(1, Math.floor(options.connectionsMax / 4)),
+    peerSlots: peerSlotsFor(options.connectionsMax),
+    peerAddresses: options.peerAddresses ?? new Set(),
+    onRefused: () => options.metrics.rejected('connections'),
+  });
   server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
     log.debug({ code: error.code }, 'client error');
     const timedOut = error.code === 'ERR_HTTP_REQUEST_TIMEOUT';
@@ -133,6 +163,11 @@ export function createHttpServer(routes: Route[], log: Logger, options: ServerOp
     },
     closeWaitingConnections: () => guard.closeWaiting(),
   };
+}
+
+/** Slots kept for peers: a quarter of the bound, at most peerConnectionSlotsMax. */
+function peerSlotsFor(connectionsMax: number): number {
+  return Math.min(limits.peerConnectionSlotsMax, Math.floor(connectionsMax / 4));
 }
 
 /** A whole HTTP/1.1 error response, for sockets that never reached a handler. */

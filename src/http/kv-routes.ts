@@ -10,6 +10,7 @@ import type { Entry, Mutation, MutationResult } from '../store/types.ts';
 import { formatVersion } from '../version.ts';
 import type { BodyBudget } from './body-budget.ts';
 import { conditionFromHeaders, versionMismatch } from './conditions.ts';
+import { entryJson, streamList } from './list-stream.ts';
 import { type BodyLimits, readJson } from './read-body.ts';
 import { sendJson, sendJsonText } from './respond.ts';
 import type { Route } from './route.ts';
@@ -140,10 +141,12 @@ export function kvRoutes(service: KvService, options: KvRouteOptions): Route[] {
       permission: 'read',
       handler: (req, res) => {
         const query = validateListQuery(req.query);
-        const entries = scopedList(req.access, query, (prefix, after, limit) =>
-          service.list(prefix, after, limit),
-        );
-        sendJsonText(res, 200, listAnswer(entries, query.limit));
+        // Read a few rows at a time as the client drains the answer, within the token's prefixes.
+        const fetch = (after: string, limit: number) =>
+          scopedList(req.access, { prefix: query.prefix, after, limit }, (prefix, from, rows) =>
+            service.list(prefix, from, rows),
+          );
+        return streamList(res, fetch, query.after, query.limit);
       },
     },
     {
@@ -199,27 +202,4 @@ export function kvRoutes(service: KvService, options: KvRouteOptions): Route[] {
       },
     },
   ];
-}
-
-function entryJson(entry: Entry): string {
-  const key = JSON.stringify(entry.key);
-  const version = formatVersion(entry.version);
-  const expires = entry.expiresAt ? `,"expiresAt":${entry.expiresAt}` : '';
-  return `{"key":${key},"value":${entry.valueJson},"version":"${version}"${expires}}`;
-}
-
-/** A page of entries, cut short if it would pass the response byte bound. */
-function listAnswer(entries: Entry[], limit: number): string {
-  const items: string[] = [];
-  let bytes = 0;
-  for (const entry of entries) {
-    const json = entryJson(entry);
-    bytes += json.length;
-    if (items.length > 0 && bytes > limits.listBytesMax) break;
-    items.push(json);
-  }
-  const last = items.length > 0 ? entries[items.length - 1] : undefined;
-  const more = items.length < entries.length || entries.length === limit;
-  const next = more && last ? JSON.stringify(last.key) : 'null';
-  return `{"items":[${items.join(',')}],"next":${next}}`;
 }

@@ -1,0 +1,79 @@
+/**
+ * Writes a `GET /kv` page as it is read, in chunks, waiting for the client to
+ * take each one (backpressure): rows are read from the store a few at a time
+ * only as the client drains what was written, so a client that reads slowly,
+ * or not at all, holds a few rows and the socket's buffers, not the whole
+ * page (up to listBytesMax). The answer is the same JSON as a whole page
+ * would be, sent chunked.
+ */
+import type { ServerResponse } from 'node:http';
+import { limits } from '../limits.ts';
+import type { Entry } from '../store/types.ts';
+import { formatVersion } from '../version.ts';
+
+export function entryJson(entry: Entry): string {
+  const key = JSON.stringify(entry.key);
+  const version = formatVersion(entry.version);
+  const expires = entry.expiresAt ? `,"expiresAt":${entry.expiresAt}` : '';
+  return `{"key":${key},"value":${entry.valueJson},"version":"${version}"${expires}}`;
+}
+
+/** Reads up to `limit` live entries after `after` (in key order). */
+export type ListFetch = (after: string, limit: number) => Entry[];
+
+/**
+ * Streams a page of at most `limit` entries after `after`, read from the store
+ * a few rows at a time as the client takes them; resolves when it is written
+ * or the client went away.
+ */
+export async function streamList(
+  res: ServerResponse,
+  fetch: ListFetch,
+  after: string,
+  limit: number,
+): Promise<void> {
+  res.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8' });
+  let chunk = '{"items":[';
+  let bytes = 0;
+  let items = 0;
+  let cut = false;
+  let lastKey: string | undefined;
+  let cursor = after;
+  while (!cut && items < limit) {
+    const batch = fetch(cursor, Math.min(limits.listFetchRows, limit - items));
+    for (const entry of batch) {
+      const json = entryJson(entry);
+      bytes += json.length;
+      if (items > 0 && bytes > limits.listBytesMax) {
+        cut = true;
+        break;
+      }
+      chunk += items > 0 ? `,${json}` : json;
+      items += 1;
+      lastKey = entry.key;
+      if (chunk.length >= limits.listChunkChars) {
+        if (!(await write(res, chunk))) return;
+        chunk = '';
+      }
+    }
+    if (batch.length < Math.min(limits.listFetchRows, limit - items + batch.length)) break;
+    cursor = batch.at(-1)?.key ?? cursor;
+  }
+  const more = cut || items === limit;
+  const next = more && lastKey !== undefined ? JSON.stringify(lastKey) : 'null';
+  res.end(`${chunk}],"next":${next}}`);
+}
+
+/** Writes a chunk; waits for the client to drain it when the buffer is full. False: gone. */
+async function write(res: ServerResponse, chunk: string): Promise<boolean> {
+  if (res.destroyed) return false;
+  if (res.write(chunk)) return true;
+  await new Promise<void>((resolve) => {
+    const done = (): void => {
+      res.off('drain', done).off('close', done);
+      resolve();
+    };
+    res.once('drain', done).once('close', done);
+  });
+  return !res.destroyed;
+}
