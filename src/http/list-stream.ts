@@ -4,12 +4,15 @@
  * only as the client drains what was written, so a client that reads slowly,
  * or not at all, holds a few rows and the socket's buffers, not the whole
  * page (up to listBytesMax). The answer is the same JSON as a whole page
- * would be, sent chunked.
+ * would be; a page larger than one chunk is sent chunked.
  */
 import type { ServerResponse } from 'node:http';
 import { limits } from '../limits.ts';
 import type { Entry } from '../store/types.ts';
 import { formatVersion } from '../version.ts';
+import { sendJsonText } from './respond.ts';
+
+const JSON_TYPE = 'application/json; charset=utf-8';
 
 export function entryJson(entry: Entry): string {
   const key = JSON.stringify(entry.key);
@@ -32,7 +35,6 @@ export async function streamList(
   after: string,
   limit: number,
 ): Promise<void> {
-  res.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8' });
   let chunk = '{"items":[';
   let bytes = 0;
   let items = 0;
@@ -52,6 +54,7 @@ export async function streamList(
       items += 1;
       lastKey = entry.key;
       if (chunk.length >= limits.listChunkChars) {
+        if (!res.headersSent) res.writeHead(200, { 'Content-Type': JSON_TYPE });
         if (!(await write(res, chunk))) return;
         chunk = '';
       }
@@ -61,7 +64,10 @@ export async function streamList(
   }
   const more = cut || items === limit;
   const next = more && lastKey !== undefined ? JSON.stringify(lastKey) : 'null';
-  res.end(`${chunk}],"next":${next}}`);
+  const tail = `${chunk}],"next":${next}}`;
+  // A page that fits one chunk goes out whole, with a Content-Length, like every other answer.
+  if (res.headersSent) res.end(tail);
+  else sendJsonText(res, 200, tail);
 }
 
 /** Writes a chunk; waits for the client to drain it when the buffer is full. False: gone. */
