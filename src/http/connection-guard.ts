@@ -15,6 +15,7 @@
  * A refused connection gets a 503 JSON answer and is closed. Header, request
  * and inactivity timeouts (src/http/app.ts) close the rest.
  */
+import assert from 'node:assert/strict';
 import type { Server } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
@@ -52,6 +53,8 @@ export function guardConnections(
   const idle = new Set<Socket>();
   const byAddress = new Map<string, number>();
   const connectedAt = new WeakMap<Socket, number>();
+  // Kept from the start: a destroyed socket no longer knows its remote address.
+  const addressOf = new WeakMap<Socket, string>();
   let open = 0;
   let refused = 0;
   const refuse = (socket: Socket, message: string): void => {
@@ -67,7 +70,7 @@ export function guardConnections(
       // At its cap, an address makes room only from its own connections that are idle between
       // requests or have waited too long for a request head (a fresh one is about to send it).
       const nowMs = performance.now();
-      const own = (candidate: Socket) => clientAddress(candidate) === address;
+      const own = (candidate: Socket) => addressOf.get(candidate) === address;
       const stale = (candidate: Socket) =>
         own(candidate) && nowMs - (connectedAt.get(candidate) ?? nowMs) > HEAD_GRACE_MS;
       const victim = oldest(waitingForHead, stale) ?? oldest(idle, own);
@@ -82,7 +85,7 @@ export function guardConnections(
       // A client makes room only from clients' connections, never from a peer's.
       const nowMs = performance.now();
       const evictable = (candidate: Socket) =>
-        peer || !options.peerAddresses.has(clientAddress(candidate));
+        peer || !options.peerAddresses.has(addressOf.get(candidate) ?? '');
       const stale = (candidate: Socket) =>
         evictable(candidate) && nowMs - (connectedAt.get(candidate) ?? nowMs) > HEAD_GRACE_MS;
       const victim = oldest(waitingForHead, stale) ?? oldest(idle, evictable);
@@ -93,7 +96,8 @@ export function guardConnections(
       evict(victim);
     }
     open += 1;
-    byAddress.set(address, held + 1);
+    byAddress.set(address, (byAddress.get(address) ?? 0) + 1);
+    addressOf.set(socket, address);
     waitingForHead.add(socket);
     connectedAt.set(socket, performance.now());
     socket.once('close', () => {
@@ -117,7 +121,8 @@ export function guardConnections(
     if (released.has(socket)) return;
     released.add(socket);
     open -= 1;
-    const address = clientAddress(socket);
+    assert.ok(open >= 0, 'open connection count went negative');
+    const address = addressOf.get(socket) ?? '';
     const left = (byAddress.get(address) ?? 1) - 1;
     if (left === 0) byAddress.delete(address);
     else byAddress.set(address, left);
