@@ -119,6 +119,12 @@ export function createHttpServer(routes: Route[], log: Logger, options: ServerOp
   // request timeout) and answering it, so a client that reads the answer too slowly is cut.
   server.on('request', (req: Request, res: Response) => {
     const socket = req.socket;
+    // A server-sent event stream (GET /watch) is long-lived by design and keeps its own bounds
+    // (heartbeats, the watcher limit): neither the inactivity nor the exchange deadline applies.
+    if (isEventStream(req, res)) {
+      socket.setTimeout(0);
+      return;
+    }
     // The socket itself: destroying a response whose socket is backed up leaves the socket open.
     const exchange = setTimeout(() => socket.destroy(), 2 * options.requestTimeoutMs);
     exchange.unref();
@@ -163,6 +169,11 @@ export function createHttpServer(routes: Route[], log: Logger, options: ServerOp
     },
     closeWaitingConnections: () => guard.closeWaiting(),
   };
+}
+
+function isEventStream(req: Request, res: Response): boolean {
+  const type = String(res.getHeader('content-type') ?? '');
+  return type.startsWith('text/event-stream') || /^\/watch(\?|$)/.test(req.url ?? '');
 }
 
 /** Slots kept for peers: a quarter of the bound, at most peerConnectionSlotsMax. */
