@@ -15,7 +15,9 @@ import { getJson, sleep } from './http.ts';
 export const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const MAIN_ENTRY = path.join(PROJECT_ROOT, 'src', 'main.ts');
 
-const READY_TIMEOUT_MS_DEFAULT = 15_000;
+// Generous: a loaded 2-core machine can take many seconds to compile and start a node; a
+// passing run never waits for it.
+const READY_TIMEOUT_MS_DEFAULT = 40_000;
 const READY_POLL_INTERVAL_MS = 50;
 const PING_TIMEOUT_MS = 1_000;
 const STOP_TIMEOUT_MS_DEFAULT = 10_000;

@@ -19,8 +19,6 @@ import {
 
 const TIMEOUT_SECONDS = 5;
 const WRITES = 200;
-/** Generous: 200 local commits take well under a second; one wait on a peer takes 5 s. */
-const WRITES_DEADLINE_MS = 10_000;
 const SETTLE_MS = 10_000;
 const HELD_REQUESTS_MAX = 1_000;
 const SLOW_PEER_NODE_ID = '5105510551055105';
@@ -128,7 +126,8 @@ test('writes stay fast with one peer dead and one hanging; the live peer gets th
         `${percentile(latenciesMs, 100)} ms; slow peer held ${JSON.stringify([...hanging.paths])}; ` +
         `A sees it ${slowView.state} with ${slowView.replication.pendingChanges} pending`,
     );
-    assert.ok(totalMs < WRITES_DEADLINE_MS, `writes took ${Math.round(totalMs)} ms`);
+    // The total is a diagnostic, not a timing assert (a loaded machine slows every write); what
+    // proves no write waited on the dead or hanging peer is the slowest single write below.
     // A write that waited on a peer call would take the whole 5 s timeout.
     assert.ok(
       (latenciesMs.at(-1) ?? 0) < (TIMEOUT_SECONDS * 1_000) / 2,
