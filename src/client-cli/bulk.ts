@@ -20,7 +20,7 @@ export interface BulkIo {
 }
 
 /** Requests in flight at once (batches, or single puts on a node without POST /batch). */
-const CONCURRENCY_DEFAULT = 16;
+const CONCURRENCY_DEFAULT = 4;
 /** One POST /batch: ops and bytes (the node takes 1,000 ops and 8 MiB). */
 const BATCH_OPS_MAX = 500;
 const BATCH_BYTES_MAX = 4 * 1024 * 1024;

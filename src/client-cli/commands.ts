@@ -51,6 +51,9 @@ export async function runClientCommand(
     token: options.token,
     ca: options.ca,
     timeoutMs: options.timeoutMs,
+    // With one node there is nowhere to fail over to: retrying a slow call on the same node
+    // only adds load, so the attempt gets the whole deadline.
+    ...(options.nodes.length === 1 && { attemptTimeoutMs: options.timeoutMs }),
   });
   try {
     return await COMMANDS[command]!(client, options, io);

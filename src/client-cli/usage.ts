@@ -47,7 +47,7 @@ other fields are ignored, blank lines skipped). A file is checked whole before
 the first write: a bad line stops it with the line number and nothing written
 (from stdin, the lines before a bad one are written).
 Entries go in POST /batch calls of 500 (single puts on a node without that
-route), N requests in flight at once (default 16); a key that appears again
+route), N requests in flight at once (default 4); a key that appears again
 waits for its earlier write, so the last line for a key wins. A progress bar
 shows on a terminal (stderr), none when piped.
 ${COMMON}`,
