@@ -62,8 +62,12 @@ export const limits = {
   listBytesMax: 16 * MiB,
   /** A listing is written in chunks of about this many characters, with backpressure. */
   listChunkChars: 64 * KiB,
-  /** Rows a listing reads from the store at a time (as the client drains the answer). */
-  listFetchRows: 2,
+  /**
+   * Rows a listing reads from the store at a time, as the client drains the
+   * answer: about a chunk's worth (few for large values, many for small ones).
+   */
+  listFetchRowsMin: 2,
+  listFetchRowsMax: 256,
   /** HTTP server: time to receive request headers, and the whole request (body included). */
   headersTimeoutMs: 10_000,
   requestTimeoutMs: 30_000,

@@ -41,8 +41,12 @@ export async function streamList(
   let cut = false;
   let lastKey: string | undefined;
   let cursor = after;
+  // Rows per read: few while entries are large (a stalled client holds one read), many while
+  // they are small (each read is a query): about one chunk's worth, from what was seen so far.
+  let rowsPerRead: number = limits.listFetchRowsMin;
   while (!cut && items < limit) {
-    const batch = fetch(cursor, Math.min(limits.listFetchRows, limit - items));
+    const asked = Math.min(rowsPerRead, limit - items);
+    const batch = fetch(cursor, asked);
     for (const entry of batch) {
       const json = entryJson(entry);
       bytes += json.length;
@@ -59,8 +63,13 @@ export async function streamList(
         chunk = '';
       }
     }
-    if (batch.length < Math.min(limits.listFetchRows, limit - items + batch.length)) break;
+    if (cut || batch.length < asked) break;
     cursor = batch.at(-1)?.key ?? cursor;
+    const charsPerRow = Math.max(1, bytes / items);
+    rowsPerRead = Math.max(
+      limits.listFetchRowsMin,
+      Math.min(limits.listFetchRowsMax, Math.floor(limits.listChunkChars / charsPerRow)),
+    );
   }
   const more = cut || items === limit;
   const next = more && lastKey !== undefined ? JSON.stringify(lastKey) : 'null';

@@ -207,7 +207,8 @@ describe(`slow clients against --request-timeout ${REQUEST_TIMEOUT_SECONDS} --ma
       `${served.length} slow connections answered 408, ${slow.length - served.length} refused at the cap`,
     );
     assert.ok(served.length > 0, 'no slow connection was ever accepted');
-    assert.ok(served.length <= PER_CLIENT_MAX, `${served.length} accepted, over the cap`);
+    // At most PER_CLIENT_MAX at once; over the wave, slots freed by timeouts take later ones.
+    assert.ok(served.length <= CONNECTIONS_MAX, `${served.length} accepted, over the bound`);
     assert.equal(await storeHash(url), hashBefore, 'a slow request changed the store');
     assert.equal((await readKey(url, 'slow')).status, 404);
   });
