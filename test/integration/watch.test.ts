@@ -98,7 +98,7 @@ describe('the resumable watch', () => {
       await putJson(`${a}/kv/room%2F1`, { n: 1 });
       await putJson(`${a}/kv/room%2F2?ttl=0.5`, 'brief');
       await httpRequest('DELETE', `${a}/kv/room%2F1`);
-      await waitFor(() => w.seen.length >= 4, { timeoutMs: 10_000, message: 'four events on B' });
+      await waitFor(() => w.seen.length >= 4, { timeoutMs: 30_000, message: 'four events on B' });
       assert.deepEqual(
         w.seen.map((s) => `${s.type} ${s.data.key}`),
         ['put room/1', 'put room/2', 'delete room/1', 'delete room/2'],
