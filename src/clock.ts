@@ -18,16 +18,26 @@ export class HybridClock {
   #issuedMax = 0;
   readonly #wallMs: WallClock;
   readonly #aheadMsMax: () => number;
+  readonly #vouchedMax: () => number;
 
   /**
    * `aheadMsMax` caps how far an observed timestamp may move this clock past
    * the wall clock (default: a day), so one version from the future cannot
-   * stamp every later write far ahead.
+   * stamp every later write far ahead. `vouchedMax` is the highest timestamp
+   * a peer's clock has reached (its ping says so): versions up to it were
+   * accepted somewhere in the cluster under that node's own bound, so they
+   * stay acceptable here even after the clock that wrote them was set back.
    */
-  constructor(wallMs: WallClock, last = 0, aheadMsMax: () => number = () => FUTURE_MS_MAX) {
+  constructor(
+    wallMs: WallClock,
+    last = 0,
+    aheadMsMax: () => number = () => FUTURE_MS_MAX,
+    vouchedMax: () => number = () => 0,
+  ) {
     this.#wallMs = wallMs;
     this.#last = last;
     this.#aheadMsMax = aheadMsMax;
+    this.#vouchedMax = vouchedMax;
   }
 
   now(): number {
@@ -57,9 +67,18 @@ export class HybridClock {
     return this.#issuedMax;
   }
 
-  /** The highest timestamp this clock will accept from outside right now. */
+  /**
+   * The highest timestamp this clock will accept from outside right now: the
+   * wall clock plus the allowed lead, or a timestamp this clock or a peer's
+   * already reached, never more than a day ahead of the wall clock.
+   */
   timestampMax(): number {
-    return timestampMaxAt(this.#wallMs(), this.#aheadMsMax());
+    const wallMs = this.#wallMs();
+    const known = Math.max(this.#last, this.#vouchedMax());
+    return Math.max(
+      timestampMaxAt(wallMs, this.#aheadMsMax()),
+      Math.min(known, timestampMaxAt(wallMs, FUTURE_MS_MAX)),
+    );
   }
 
   /** How far the clock runs ahead of the wall clock, in ms (0 when it does not). */

@@ -76,7 +76,12 @@ export class PeerkvNode {
     this.#tls = loadTls(config.tls);
     this.#https = this.#tls.cert !== null;
     this.#wallMs = () => Date.now() + config.clockOffsetMs;
-    this.clock = new HybridClock(this.#wallMs, 0, () => this.#versionAheadMsMax());
+    this.clock = new HybridClock(
+      this.#wallMs,
+      0,
+      () => this.#versionAheadMsMax(),
+      () => this.#peerClockHigh(),
+    );
     this.store = new KvStore(
       config.dataDir,
       config.sync,
@@ -153,6 +158,7 @@ export class PeerkvNode {
       valueBytesMax: config.valueBytesMax,
       wallMs: this.#wallMs,
       timestampMax: () => this.clock.timestampMax(),
+      clockHigh: () => this.clock.last,
       bodyBudget,
     };
     const kvService = this.#kvService();
@@ -295,6 +301,13 @@ export class PeerkvNode {
     return offsetMs + replicationLimits.versionAheadSlackMs;
   }
 
+  /** The highest version timestamp any peer's clock has been seen to reach. */
+  #peerClockHigh(): number {
+    let high = 0;
+    for (const peer of this.peers ?? []) high = Math.max(high, peer.clockHigh);
+    return high;
+  }
+
   #createPeer(url: string): Peer {
     const client = new PeerClient(url, {
       timeoutMs: this.#config.timeoutMs,
@@ -324,6 +337,7 @@ export class PeerkvNode {
       nodeId: null,
       lastSeenMs: null,
       clockOffsetMs: null,
+      clockHigh: 0,
       rttMs: null,
       skewed: false,
       idConflict: false,

@@ -30,6 +30,12 @@ export interface Peer {
   nodeId: string | null;
   lastSeenMs: number | null;
   clockOffsetMs: number | null;
+  /**
+   * The highest version timestamp the peer's clock had reached at its last
+   * ping (0: not known). Kept while the peer is down: versions up to it were
+   * accepted under that node's bound and may reach us through another peer.
+   */
+  clockHigh: number;
   rttMs: number | null;
   skewed: boolean;
   /** The peer answers with our own node id from another process. */
@@ -175,6 +181,7 @@ export class Supervisor {
     peer.rttMs = answer.rttMs;
     this.#checkLimits(peer, answer.valueBytesMax);
     this.#checkClock(peer, answer.timeMs - (answer.sentAtMs + answer.rttMs / 2));
+    if (answer.clockHigh !== null) peer.clockHigh = Math.max(peer.clockHigh, answer.clockHigh);
     if (peer.nodeId !== null && peer.nodeId !== answer.nodeId) {
       this.#deps.log.warn(
         { peer: peer.url, was: peer.nodeId, now: answer.nodeId },

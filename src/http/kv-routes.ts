@@ -44,6 +44,8 @@ export interface KvService {
 export interface KvRouteOptions {
   readonly valueBytesMax: number;
   readonly wallMs: () => number;
+  /** The highest version timestamp this node's clock has issued or observed. */
+  readonly clockHigh: () => number;
   /** The node-wide budget of request-body bytes in flight. */
   readonly bodyBudget: BodyBudget;
 }
@@ -98,6 +100,7 @@ export function kvRoutes(service: KvService, options: KvRouteOptions): Route[] {
           'X-Peerkv-Time-Ms': String(Math.floor(options.wallMs())),
           'X-Peerkv-Max-Value-Bytes': String(options.valueBytesMax),
           'X-Peerkv-Instance': service.instanceId,
+          'X-Peerkv-Clock': String(options.clockHigh()),
         });
       },
     },

@@ -27,6 +27,8 @@ export interface PingAnswer {
   readonly valueBytesMax: number | null;
   /** The answering process's nonce (X-Peerkv-Instance); null from a peer that sends none. */
   readonly instanceId: string | null;
+  /** The highest version timestamp the peer's clock has reached (X-Peerkv-Clock); null when it does not say. */
+  readonly clockHigh: number | null;
 }
 
 export interface PeerClientOptions {
@@ -86,7 +88,9 @@ export class PeerClient {
     const instance = headers['x-peerkv-instance'];
     const instanceId =
       typeof instance === 'string' && NODE_ID_PATTERN.test(instance) ? instance : null;
-    return { nodeId, timeMs, sentAtMs, rttMs, valueBytesMax, instanceId };
+    const clock = Number(headers['x-peerkv-clock']);
+    const clockHigh = Number.isSafeInteger(clock) && clock > 0 ? clock : null;
+    return { nodeId, timeMs, sentAtMs, rttMs, valueBytesMax, instanceId, clockHigh };
   }
 
   /** Calls the peer; resolves with the parsed JSON of a 2xx answer. */

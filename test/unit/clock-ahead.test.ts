@@ -34,6 +34,28 @@ describe('a clock that observes versions from the future', () => {
     assert.equal(clock.timestampMax(), (WALL_MS + AHEAD_MS_MAX + 1) * LOGICAL_PER_MS - 1);
   });
 
+  test("a timestamp a peer's clock reached stays acceptable, up to a day ahead", () => {
+    let vouched = 0;
+    const clock = new HybridClock(
+      () => WALL_MS,
+      0,
+      () => AHEAD_MS_MAX,
+      () => vouched,
+    );
+    const bound = (WALL_MS + AHEAD_MS_MAX + 1) * LOGICAL_PER_MS - 1;
+    assert.equal(clock.timestampMax(), bound, 'no peer vouches: the wall clock plus the lead');
+    vouched = (WALL_MS + 60_000) * LOGICAL_PER_MS;
+    assert.equal(clock.timestampMax(), vouched, "a peer's clock a minute ahead: up to it");
+    clock.observe(vouched);
+    assert.equal(clock.last, vouched, 'observed up to the vouched timestamp');
+    vouched = (WALL_MS + 2 * DAY_MS) * LOGICAL_PER_MS;
+    assert.equal(
+      clock.timestampMax(),
+      (WALL_MS + DAY_MS + 1) * LOGICAL_PER_MS - 1,
+      'never more than a day ahead',
+    );
+  });
+
   test('a persisted clock a day ahead is not followed after a restart', () => {
     const dir = dirs.newDir();
     new KvStore(dir, 'normal', clockAt(WALL_MS)).close();
