@@ -8,8 +8,6 @@ import { CLIENT_COMMANDS } from './client-cli/usage.ts';
 import { CLUSTER_USAGE, parseClusterArgs, runCluster } from './cluster.ts';
 import { ConfigError } from './errors.ts';
 import { createRootLogger } from './log.ts';
-import { PeerkvNode } from './node.ts';
-import { assignNewNodeId } from './store/new-node-id.ts';
 import { createTokenLines, parseTokenArgs, TOKEN_USAGE } from './token-command.ts';
 
 const USAGE = `Usage: peerkv <command> [flags]
@@ -42,6 +40,8 @@ async function runNode(argv: string[]): Promise<void> {
   // Read once into the config; child processes (pool workers) need not inherit it.
   delete process.env.PEERKV_CLUSTER_SECRET;
   const log = createRootLogger(config.logLevel, { port: config.port }, config.logFormat);
+  // The server's modules (SQLite, the HTTP stack, the pool) load only for the commands that run one.
+  const { PeerkvNode } = await import('./node.ts');
   const node = await PeerkvNode.start(config, log);
   process.on('SIGHUP', () => node.reload());
   let stopping = false;
@@ -67,7 +67,7 @@ const NEW_ID_USAGE = `Usage: peerkv new-id --data-dir <dir>
   share one (a copied dir, a restored backup). Its data stays; peers resync.
 `;
 
-function runNewId(argv: string[]): void {
+async function runNewId(argv: string[]): Promise<void> {
   const flags = parseFlags(argv, ['data-dir']);
   if (flags.help) {
     process.stdout.write(NEW_ID_USAGE);
@@ -75,6 +75,7 @@ function runNewId(argv: string[]): void {
   }
   const dataDir = flags['data-dir'];
   if (dataDir === undefined) throw new ConfigError('--data-dir is required (see --help)');
+  const { assignNewNodeId } = await import('./store/new-node-id.ts');
   const { before, after } = assignNewNodeId(dataDir);
   process.stdout.write(`peerkv: node id of ${dataDir} changed from ${before} to ${after}\n`);
 }

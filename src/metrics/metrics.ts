@@ -28,6 +28,10 @@ export interface HttpMetrics {
   rejected(reason: RejectReason): void;
 }
 
+/** Why a resync ran (the supervisor's triggers) and how it ended. */
+const RESYNC_TRIGGERS = ['new-peer', 'recovered', 'anti-entropy', 'refused'] as const;
+const RESYNC_RESULTS = ['equal', 'synced', 'deferred', 'failed'] as const;
+
 /** One resync's outcome, for the resync metrics. */
 export interface ResyncOutcome {
   readonly trigger: string;
@@ -165,6 +169,16 @@ export class Metrics implements HttpMetrics {
       buckets: RESYNC_BUCKETS,
       registers,
     });
+    // Every known trigger and result is exported at zero from the start, so a dashboard or an
+    // alert on a rate sees the series before the first resync, not only after it.
+    for (const trigger of RESYNC_TRIGGERS) {
+      for (const result of RESYNC_RESULTS) this.#resyncs.inc({ trigger, result }, 0);
+    }
+    for (const result of RESYNC_RESULTS) this.#resyncSeconds.zero({ result });
+    for (const direction of ['sent', 'received']) {
+      this.#resyncEntries.inc({ direction }, 0);
+      this.#resyncBytes.inc({ direction }, 0);
+    }
     this.#poolTaskSeconds = new Histogram({
       name: 'peerkv_pool_task_duration_seconds',
       help: 'Time of one worker-pool task, queueing included, by task',

@@ -12,7 +12,7 @@ import { type Cluster, freePort, useCluster, waitFor } from '../helpers/node-pro
 import { BIN, oneLineError, runBin } from './cli-client-support.ts';
 import { VERSION_PATTERN } from './node-support.ts';
 
-const ROUND_TRIP_ENTRIES = 20_000;
+const ROUND_TRIP_ENTRIES = 100_000;
 const BULK_TIMEOUT_MS = 240_000;
 const CONVERGE_TIMEOUT_MS = 15_000;
 

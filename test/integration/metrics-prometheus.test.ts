@@ -54,8 +54,11 @@ const EXPECTED = [
   'peerkv_replication_sent_entries_total',
   'peerkv_replication_sent_bytes_total',
   'peerkv_replication_failures_total',
-  // peerkv_resyncs_total and peerkv_resync_duration_seconds have samples only once a resync
-  // ran, which a healthy cluster in this test need not do (it failed a fresh-clone run).
+  // Resyncs by trigger and result, with entries, bytes and duration: exported from the start.
+  'peerkv_resyncs_total',
+  'peerkv_resync_entries_total',
+  'peerkv_resync_bytes_total',
+  'peerkv_resync_duration_seconds_bucket',
   'peerkv_pool_queued_tasks',
   'peerkv_pool_task_duration_seconds_bucket',
   'nodejs_eventloop_lag_seconds',
@@ -108,6 +111,18 @@ describe('Prometheus metrics of a 3-node cluster', () => {
       assert.match(metricsText, new RegExp(`^${name}[{ ]`, 'm'), `missing ${name}`);
     }
     assert.match(metricsText, /^peerkv_keys 20$/m);
+    for (const trigger of ['new-peer', 'recovered', 'anti-entropy', 'refused']) {
+      for (const result of ['equal', 'synced', 'deferred', 'failed']) {
+        assert.match(
+          metricsText,
+          new RegExp(
+            `^peerkv_resyncs_total\\{trigger="${trigger}",result="${result}"\\} \\d+$`,
+            'm',
+          ),
+          `peerkv_resyncs_total ${trigger} ${result}`,
+        );
+      }
+    }
     assert.match(metricsText, /^peerkv_tombstones 0$/m);
     assert.match(metricsText, /^peerkv_rejected_requests_total\{reason="auth"\} [1-9]/m);
     assert.match(metricsText, /^peerkv_rejected_requests_total\{reason="invalid"\} [1-9]/m);

@@ -9,8 +9,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import tls from 'node:tls';
+import { createClient } from '../../src/client/index.ts';
 import { getJson } from '../helpers/http.ts';
 import { Cluster, freePorts, NodeProcess, waitFor } from '../helpers/node-process.ts';
+import { runBin } from './cli-client-support.ts';
 import { bearer, writeSecretFile } from './security-support.ts';
 import { type CertFiles, httpsClient, makeCa, makeCert, opensslMissing } from './tls-support.ts';
 
@@ -104,6 +106,48 @@ describe('a 3-node cluster over HTTPS with mutual TLS', { skip: opensslMissing }
       ['up', 'up'],
     );
     assert.ok(peers.every((peer) => peer.url.startsWith('https://')));
+  });
+
+  test('the client library (ca) and the CLI (--ca) trust the CA; without it they refuse', async () => {
+    const trusting = createClient({ nodes: [urls[1]!], ca: fs.readFileSync(ca.cert) });
+    const untrusting = createClient({ nodes: [urls[1]!], timeoutMs: 3_000 });
+    try {
+      await trusting.put('tls/library', { via: 'ca' });
+      assert.deepEqual((await trusting.get('tls/library'))?.value, { via: 'ca' });
+      await assert.rejects(untrusting.get('tls/library'), /certificate|self.signed|verify/i);
+    } finally {
+      await trusting.close();
+      await untrusting.close();
+    }
+    const put = await runBin([
+      'put',
+      'tls/cli',
+      '"over https"',
+      '--node',
+      urls[2]!,
+      '--ca',
+      ca.cert,
+    ]);
+    assert.equal(put.code, 0, put.stderr);
+    await waitFor(
+      async () => {
+        const again = await runBin([
+          'get',
+          'tls/library',
+          '--json',
+          '--node',
+          urls[2]!,
+          '--ca',
+          ca.cert,
+        ]);
+        return again.code === 0 && (JSON.parse(again.stdout) as { value: unknown }).value;
+      },
+      { timeoutMs: 10_000, message: 'tls/library replicated and read with --ca' },
+    );
+    const refused = await runBin(['get', 'tls/cli', '--node', urls[2]!, '--timeout', '3']);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /certificate|self.signed|verify/i);
+    assert.equal(refused.stderr.trimEnd().split('\n').length, 1, 'one line on stderr');
   });
 
   test('plain HTTP and clients that do not trust the CA get no answer', async () => {
