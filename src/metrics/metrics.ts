@@ -31,6 +31,8 @@ export interface HttpMetrics {
 /** Why a resync ran (the supervisor's triggers) and how it ended. */
 const RESYNC_TRIGGERS = ['new-peer', 'recovered', 'anti-entropy', 'refused'] as const;
 const RESYNC_RESULTS = ['equal', 'synced', 'deferred', 'failed'] as const;
+/** The worker-pool task kinds (workers/store-tasks.ts), exported at zero from the start. */
+const POOL_TASKS = ['scan-digest', 'bucket-rows', 'change-range'] as const;
 
 /** One resync's outcome, for the resync metrics. */
 export interface ResyncOutcome {
@@ -186,6 +188,7 @@ export class Metrics implements HttpMetrics {
       buckets: SECONDS_BUCKETS,
       registers,
     });
+    for (const task of POOL_TASKS) this.#poolTaskSeconds.zero({ task });
   }
 
   observeRequest(route: string, method: string, status: number, seconds: number): void {

@@ -73,6 +73,13 @@ describe('Prometheus metrics of a 3-node cluster', () => {
     cluster = await startCluster({
       extraArgs: ['--cluster-secret-file', secretFile, '--auth-file', authFile],
     });
+    // Ready means the start-up count of the store is done: until then peerkv_keys reads 0.
+    for (const node of cluster.nodes) {
+      await waitFor(async () => (await getJson(`${node.url}/readyz`)).status === 200, {
+        timeoutMs: 30_000,
+        message: `${node.name} ready`,
+      });
+    }
     const app = bearer(tokens.app!);
     for (let i = 0; i < 20; i += 1) {
       const answer = await postJson(
