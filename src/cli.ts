@@ -37,6 +37,8 @@ const NODE_FLAGS = [
   'expiry-sweep',
   'max-watchers',
   'watch-heartbeat',
+  'join',
+  'advertise-url',
 ] as const;
 
 export const NODE_USAGE = `Usage: peerkv node --port <port> [options]
@@ -44,6 +46,11 @@ export const NODE_USAGE = `Usage: peerkv node --port <port> [options]
   --port <n>               port to listen on (required)
   --peers <urls>           comma-separated peer base URLs, e.g. http://127.0.0.1:8002
                            (this node's own URL may be in the list; it is skipped)
+  --join <url>             join the cluster of the member at <url> at start: learn
+                           the members from it and be added to every member
+                           (no --peers needed; members are kept in the database)
+  --advertise-url <url>    the URL other members reach this node at (default
+                           http(s)://<host>:<port>, 127.0.0.1 for a wildcard host)
   --data-dir <dir>         where the SQLite file lives (default data/node-<port>)
   --pingfreq <seconds>     how often peers are pinged (default 10)
   --timeout <seconds>      timeout of every call to a peer (default 15)
@@ -85,10 +92,20 @@ export function parseNodeArgs(
   const port = parsePort(args.port);
   const host = args.host ?? '127.0.0.1';
   const peers = parsePeers(args.peers ?? '', host, port);
+  const tls = parseTlsSources(args, peers);
+  const join = args.join === undefined ? null : parseMemberUrl(args.join, 'join');
+  if (join !== null && tls.verifyPeers && join.startsWith('http:')) {
+    throw new ConfigError('--tls-verify-peers needs an https:// --join URL');
+  }
   return {
     port,
     host,
     peers,
+    join,
+    advertiseUrl:
+      args['advertise-url'] === undefined
+        ? defaultAdvertiseUrl(host, port, tls.certFile !== null)
+        : parseMemberUrl(args['advertise-url'], 'advertise-url'),
     dataDir: prepareDataDir(args['data-dir'] ?? `data/node-${port}`),
     pingIntervalMs: parseSeconds(args.pingfreq, 'pingfreq', 10),
     timeoutMs: parseSeconds(args.timeout, 'timeout', 15),
@@ -136,8 +153,8 @@ export function parseNodeArgs(
       limits.requestTimeoutMs / 1000,
     ),
     clockSkewMsMax: parseInteger(args['max-clock-skew-ms'], 'max-clock-skew-ms', 1000, 86_400_000),
-    security: parseSecuritySources(args, env, peers.length),
-    tls: parseTlsSources(args, peers),
+    security: parseSecuritySources(args, env, peers.length + (join === null ? 0 : 1)),
+    tls,
     clockOffsetMs: parseClockOffset(env.PEERKV_CLOCK_OFFSET_MS),
   };
 }
@@ -165,7 +182,7 @@ function parseSecuritySources(
   const hasSecret = sources.clusterSecretFile !== null || sources.clusterSecretEnv !== null;
   if (sources.authFile !== null && !hasSecret && peerCount > 0) {
     throw new ConfigError(
-      '--auth-file with --peers needs a cluster secret too (--cluster-secret-file or PEERKV_CLUSTER_SECRET), or the peer routes would stay open',
+      '--auth-file with --peers or --join needs a cluster secret too (--cluster-secret-file or PEERKV_CLUSTER_SECRET), or the peer routes would stay open',
     );
   }
   return sources;
@@ -283,6 +300,29 @@ function parsePeers(text: string, host: string, port: number): string[] {
     if (!isSelf(url, host, port)) peers.add(url.origin);
   }
   return [...peers];
+}
+
+/** One base URL (for --join, --advertise-url): http(s), a host, no path; its origin. */
+function parseMemberUrl(raw: string, name: string): string {
+  let url: URL;
+  try {
+    url = new URL(raw.trim());
+  } catch {
+    throw new ConfigError(`--${name}: "${raw}" is not a URL (expected e.g. http://127.0.0.1:8001)`);
+  }
+  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname === '') {
+    throw new ConfigError(`--${name}: "${raw}" must be an http:// or https:// URL with a host`);
+  }
+  if ((url.pathname !== '/' && url.pathname !== '') || url.search !== '' || url.hash !== '') {
+    throw new ConfigError(`--${name}: "${raw}" must be a base URL without a path`);
+  }
+  return url.origin;
+}
+
+function defaultAdvertiseUrl(host: string, port: number, https: boolean): string {
+  const wildcard = host === '0.0.0.0' || host === '::' || host === '';
+  const name = wildcard ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+  return new URL(`${https ? 'https' : 'http'}://${name}:${port}`).origin;
 }
 
 const LOOPBACK_NAMES = new Set(['127.0.0.1', 'localhost', '[::1]', '0.0.0.0']);

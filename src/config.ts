@@ -9,6 +9,10 @@ export interface NodeConfig {
   readonly host: string;
   /** Peer base URLs without a trailing slash; this node's own URL removed. */
   readonly peers: readonly string[];
+  /** A member to join through at start (`--join`); null: none. */
+  readonly join: string | null;
+  /** The URL other members reach this node at (`--advertise-url`, else from --host and --port). */
+  readonly advertiseUrl: string;
   readonly dataDir: string;
   readonly pingIntervalMs: number;
   readonly timeoutMs: number;

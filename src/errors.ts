@@ -26,6 +26,7 @@ export type ErrorCode =
   | 'NOT_READY'
   | 'STORAGE_FULL'
   | 'NODE_ID_CONFLICT'
+  | 'CANNOT_REMOVE_SELF'
   | 'INTERNAL';
 
 const statusByCode: Record<ErrorCode, number> = {
@@ -52,6 +53,7 @@ const statusByCode: Record<ErrorCode, number> = {
   NOT_READY: 503,
   STORAGE_FULL: 507,
   NODE_ID_CONFLICT: 503,
+  CANNOT_REMOVE_SELF: 409,
   INTERNAL: 500,
 };
 

@@ -118,6 +118,8 @@ export const replicationLimits = {
   otherResponseBytesMax: 64 * KiB,
   /** A peer's GET /cluster, read for GET /cluster/nodes (about 1 KiB per peer). */
   clusterResponseBytesMax: 256 * KiB,
+  /** A member list (POST /sync/members): at most 1,000 rows of a URL, a version and an id. */
+  membersResponseBytesMax: 3 * MiB,
   /** Room for framing and one row's key around the byte bound of a page. */
   pageFramingBytes: 64 * KiB,
   /** Connections in each peer's pool. */
@@ -238,6 +240,8 @@ export function peerResponseBytesMax(path: string, valueBytesMax: number): numbe
       return r.replicateResponseBytesMax;
     case '/cluster':
       return r.clusterResponseBytesMax;
+    case '/sync/members':
+      return r.membersResponseBytesMax;
     default:
       return r.otherResponseBytesMax;
   }

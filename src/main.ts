@@ -14,6 +14,7 @@ const USAGE = `Usage: peerkv <command> [flags]
 
 Servers:
   peerkv node --port 8001 --peers http://127.0.0.1:8002,...   run one node
+  peerkv node --port 8004 --join http://127.0.0.1:8001        join a running cluster
   peerkv cluster [--nodes 3] [--base-port 8001]               run a local cluster
   peerkv token create --name app --permissions read,write     make a client token
   peerkv new-id --data-dir <dir>                               give a stopped node a new id
@@ -26,6 +27,7 @@ Client (talk to running nodes; --node URL, repeatable, default http://127.0.0.1:
   peerkv status                       the whole cluster as a table (exit 1 if unhealthy)
   peerkv load FILE.jsonl              bulk write JSON lines {"key","value"}
   peerkv dump [--prefix P]            every entry as JSON lines on stdout
+  peerkv member list|add URL|remove ID  show or change the cluster's members
 
 Client flags: --node URL, --token T (or $PEERKV_TOKEN), --ca FILE, --timeout S, --json.
 Run "peerkv <command> --help" (node, cluster, token, get, ...) for the details of any command.

@@ -169,7 +169,8 @@ export class Supervisor {
       this.#markDown(peer, error);
       return;
     }
-    if (this.#stopped) return;
+    // The peer may have left the cluster while the ping was out.
+    if (this.#stopped || !this.#deps.peers.includes(peer)) return;
     if (this.#isSelf(answer)) {
       peer.state = 'self';
       peer.sender.stop();

@@ -6,7 +6,7 @@
  */
 import { createClient, type PeerkvClient } from '../client/client.ts';
 import { PeerkvClientError, PeerkvResponseError } from '../client/errors.ts';
-import type { Entry, JsonValue } from '../client/types.ts';
+import type { Entry, JsonValue, MemberChange } from '../client/types.ts';
 import { ConfigError } from '../errors.ts';
 import { type BulkIo, dump, load } from './bulk.ts';
 import { formatStatus, formatValue, table } from './format.ts';
@@ -33,6 +33,7 @@ const COMMANDS: Record<string, Command> = {
   status: statusCommand,
   load: loadCommand,
   dump: dumpCommand,
+  member: memberCommand,
 };
 
 /** Runs `peerkv <command> ...argv`; resolves with the exit code. */
@@ -182,5 +183,35 @@ async function loadCommand(client: PeerkvClient, options: CommandOptions, io: Co
 async function dumpCommand(client: PeerkvClient, options: CommandOptions, io: CommandIo) {
   const { written } = await dump(client, options.prefix, io);
   if (io.stderr.isTTY) io.stderr.write(`dumped ${written.toLocaleString('en-US')} entries\n`);
+  return 0;
+}
+
+async function memberCommand(client: PeerkvClient, options: CommandOptions, io: CommandIo) {
+  const [action, argument] = options.positional;
+  const wanted = action === 'list' ? 0 : action === 'add' || action === 'remove' ? 1 : -1;
+  if (wanted < 0 || options.positional.length !== 1 + wanted) {
+    throw new ConfigError('member: expected list, add URL or remove ID (see peerkv member --help)');
+  }
+  const answer: MemberChange =
+    action === 'list'
+      ? await client.members()
+      : action === 'add'
+        ? await client.addMember(argument!)
+        : await client.removeMember(argument!);
+  if (options.json) {
+    writeJson(io, answer);
+    return 0;
+  }
+  if (answer.added !== undefined) {
+    io.stdout.write(answer.added ? `added ${answer.url}\n` : `${answer.url} already a member\n`);
+  }
+  if (answer.removed !== undefined) io.stdout.write(`removed ${answer.removed}\n`);
+  const rows = answer.members.map((member) => [
+    member.url,
+    member.nodeId ?? '-',
+    member.state,
+    member.self ? 'self' : '',
+  ]);
+  io.stdout.write(table(['URL', 'NODE ID', 'STATE', ''], rows));
   return 0;
 }

@@ -38,6 +38,7 @@ const POSITIONAL_COUNT: Record<string, [min: number, max: number, names: string]
   status: [0, 0, ''],
   load: [1, 1, 'FILE'],
   dump: [0, 0, ''],
+  member: [1, 2, 'list | add URL | remove ID'],
 };
 const LIMIT_MAX = 1_000_000;
 const CONCURRENCY_MAX = 256;

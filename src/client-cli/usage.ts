@@ -56,6 +56,17 @@ ${COMMON}`,
 Writes every live entry (under P) as one JSON line {"key","value","version"},
 in key order. A progress bar shows on a terminal (stderr), none when piped.
 ${COMMON}`,
+  member: `Usage: peerkv member list
+       peerkv member add URL        (e.g. http://127.0.0.1:8004)
+       peerkv member remove ID      (a node id, or a member's URL)
+
+Shows or changes the cluster's members through any member (needs a token
+with the admin permission when the nodes check tokens). A change made on one
+member reaches every member, also one that is down and comes back. A removed
+member stops replicating with the others; a node cannot remove itself.
+Start a new node with "peerkv node --join URL" rather than adding it here:
+it then adds itself and fills itself from its peers.
+${COMMON}`,
 };
 
 export const CLIENT_COMMANDS = Object.keys(CLIENT_USAGE);

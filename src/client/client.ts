@@ -29,6 +29,8 @@ import type {
   JsonValue,
   ListOptions,
   ListPage,
+  MemberChange,
+  MemberList,
   PutResult,
 } from './types.ts';
 
@@ -190,6 +192,26 @@ export class PeerkvClient {
   async overview(options: CallOptions = {}): Promise<ClusterOverview> {
     const answer = await this.#call({ method: 'GET', path: '/cluster/nodes' }, options);
     return expectShape<ClusterOverview>(answer!.json, ['nodes', 'healthy', 'hashesAgree']);
+  }
+
+  /** `GET /cluster/members`: the member list as the node keeps it (needs `admin`). */
+  async members(options: CallOptions = {}): Promise<MemberList> {
+    const answer = await this.#call({ method: 'GET', path: '/cluster/members' }, options);
+    return expectShape<MemberList>(answer!.json, ['self', 'members']);
+  }
+
+  /** `POST /cluster/members`: makes `url` a member; every member learns it (needs `admin`). */
+  async addMember(url: string, options: CallOptions = {}): Promise<MemberChange> {
+    const body = JSON.stringify({ url });
+    const answer = await this.#call({ method: 'POST', path: '/cluster/members', body }, options);
+    return expectShape<MemberChange>(answer!.json, ['url', 'members']);
+  }
+
+  /** `DELETE /cluster/members/ID`: removes the member with that node id or URL (needs `admin`). */
+  async removeMember(id: string, options: CallOptions = {}): Promise<MemberChange> {
+    const path = `/cluster/members/${encodeURIComponent(id)}`;
+    const answer = await this.#call({ method: 'DELETE', path }, options);
+    return expectShape<MemberChange>(answer!.json, ['removed', 'members']);
   }
 
   /** Closes the connections; later calls fail with CLIENT_CLOSED. */

@@ -17,7 +17,15 @@ import { BucketDigest, bucketOf, entryHash, valueDigest } from './digest.ts';
 import { isLive } from './expiry.ts';
 import { compareMergeOrder } from './merge-order.ts';
 import { databasePath, openDatabase, type SyncLevel } from './open-database.ts';
-import type { AtomicGroup, Change, Condition, Entry, Mutation, MutationResult } from './types.ts';
+import type {
+  AtomicGroup,
+  Change,
+  Condition,
+  Entry,
+  MemberRow,
+  Mutation,
+  MutationResult,
+} from './types.ts';
 
 interface StoredRow {
   key: string;
@@ -184,6 +192,24 @@ export class KvStore {
       this.#noteStorageError(error);
       throw storageFull(error);
     }
+  }
+
+  /** Forgets a peer's cursor (the peer left the cluster). */
+  dropPeerCursor(url: string): void {
+    this.#statements.peerDrop.run(url);
+  }
+
+  /** The member rows this node keeps (see src/membership/membership.ts). */
+  members(): MemberRow[] {
+    return this.#statements.membersAll.all() as MemberRow[];
+  }
+
+  /** Persists member rows in one transaction. */
+  saveMembers(rows: readonly MemberRow[]): void {
+    this.#db.transaction(() => {
+      for (const row of rows)
+        this.#statements.memberSet.run(row.url, row.state, row.version, row.nodeId);
+    })();
   }
 
   /** Re-reads one bucket from the table (after a scrub found it wrong). */
@@ -494,5 +520,12 @@ function prepareStatements(db: Database.Database) {
     bucketSet: db.prepare('UPDATE buckets SET sum = ?, count = ? WHERE id = ?'),
     peerGet: db.prepare('SELECT node_id, cursor FROM peers WHERE url = ?'),
     peerSet: db.prepare('INSERT OR REPLACE INTO peers (url, node_id, cursor) VALUES (?, ?, ?)'),
+    peerDrop: db.prepare('DELETE FROM peers WHERE url = ?'),
+    membersAll: db.prepare(
+      'SELECT url, state, version, node_id AS nodeId FROM members ORDER BY url',
+    ),
+    memberSet: db.prepare(
+      'INSERT OR REPLACE INTO members (url, state, version, node_id) VALUES (?, ?, ?, ?)',
+    ),
   };
 }

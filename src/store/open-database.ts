@@ -52,6 +52,15 @@ CREATE TABLE IF NOT EXISTS peers (
   node_id TEXT,             -- the peer's id when the cursor was last moved
   cursor  INTEGER NOT NULL  -- our change sequence the peer has acknowledged
 ) WITHOUT ROWID;
+
+-- The cluster's members as this node knows them: one row per member URL, the
+-- latest change to it winning by version (src/membership/membership.ts).
+CREATE TABLE IF NOT EXISTS members (
+  url     TEXT PRIMARY KEY,
+  state   TEXT NOT NULL CHECK (state IN ('member', 'removed')),
+  version TEXT NOT NULL,    -- version of the change that set the state
+  node_id TEXT              -- the member's node id once a ping told it
+) WITHOUT ROWID;
 `;
 
 /** Indexes over columns a migration may have added. */

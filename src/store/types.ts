@@ -70,3 +70,13 @@ export interface Change extends Entry {
   /** The last sequence number of the atomic batch this change belongs to, if any. */
   readonly batchEndSeq?: number | null;
 }
+
+/** One member of the cluster as a node keeps it: the latest change to its URL wins by version. */
+export interface MemberRow {
+  readonly url: string;
+  readonly state: 'member' | 'removed';
+  /** The version of the change that set `state` (as the API writes versions). */
+  readonly version: string;
+  /** The member's node id, once a ping told it (null before). */
+  readonly nodeId: string | null;
+}

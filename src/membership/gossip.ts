@@ -1,0 +1,134 @@
+/**
+ * Spreads the member list. Every period each peer that is up and whose last
+ * exchange ended on a different list than ours now (or longer ago than the
+ * full period) gets `POST /sync/members` with our rows; it merges them and
+ * answers with its own, which we merge: one call carries a change both ways.
+ * A member that was down when a change was made is reached once it is up
+ * again, since our list has changed since our last exchange with it.
+ *
+ * `join` is the same exchange with a URL that is not a peer yet, made by a
+ * node started with `--join`; `farewell` is one last exchange with a peer
+ * that was just removed, so it learns it and stops replicating.
+ */
+import type { Logger } from 'pino';
+import { type Membership, type MembershipChange, parseMemberRows } from './membership.ts';
+
+export interface GossipPeer {
+  readonly url: string;
+  readonly state: string;
+  readonly nodeId: string | null;
+}
+
+export interface GossipDeps {
+  readonly membership: Membership;
+  readonly peers: () => readonly GossipPeer[];
+  /** POST /sync/members to `url` with `body`; resolves with the parsed answer. */
+  readonly exchange: (url: string, body: string) => Promise<unknown>;
+  /** Starts and stops replication with the peers a merge added or removed. */
+  readonly apply: (change: MembershipChange) => void;
+  readonly intervalMs: number;
+  /** Even with equal lists, exchange with each peer this often. */
+  readonly fullIntervalMs: number;
+  readonly monoMs: () => number;
+  readonly log: Logger;
+}
+
+export class MembershipGossip {
+  readonly #deps: GossipDeps;
+  /** Per peer URL: the list digest our last exchange ended on, and when. */
+  readonly #synced = new Map<string, { digest: string; atMs: number }>();
+  #timer: NodeJS.Timeout | undefined;
+  #running: Promise<void> = Promise.resolve();
+  #stopped = false;
+  #kicked = false;
+
+  constructor(deps: GossipDeps) {
+    this.#deps = deps;
+  }
+
+  start(): void {
+    const loop = () => {
+      if (this.#stopped) return;
+      this.#running = this.tick().finally(() => {
+        if (!this.#stopped) {
+          this.#timer = setTimeout(loop, this.#deps.intervalMs);
+          this.#timer.unref();
+        }
+      });
+    };
+    loop();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    await this.#running;
+  }
+
+  /** Runs a round soon (after a change), besides the periodic ones; rounds asked together run once. */
+  kick(): void {
+    if (this.#kicked || this.#stopped) return;
+    this.#kicked = true;
+    setImmediate(() => {
+      this.#kicked = false;
+      if (!this.#stopped) void this.tick();
+    });
+  }
+
+  /** One round: exchange with every up peer whose list may differ from ours. */
+  async tick(): Promise<void> {
+    const { membership } = this.#deps;
+    const now = this.#deps.monoMs();
+    const due: string[] = [];
+    for (const peer of this.#deps.peers()) {
+      if (peer.state !== 'up') continue;
+      if (peer.nodeId !== null) membership.noteNodeId(peer.url, peer.nodeId);
+      const synced = this.#synced.get(peer.url);
+      const stale =
+        synced === undefined ||
+        synced.digest !== membership.digest() ||
+        now - synced.atMs >= this.#deps.fullIntervalMs;
+      if (stale) due.push(peer.url);
+    }
+    await Promise.all(
+      due.map((url) =>
+        this.#exchangeWith(url).catch((error: unknown) => {
+          this.#deps.log.debug({ peer: url, err: describe(error) }, 'member list exchange failed');
+        }),
+      ),
+    );
+  }
+
+  /** Exchanges lists with the member at `url`; throws when it cannot be reached. */
+  async join(url: string): Promise<void> {
+    await this.#exchangeWith(url);
+  }
+
+  /** Tells a removed peer its new list once; failures are only logged. */
+  async farewell(url: string): Promise<void> {
+    this.#synced.delete(url);
+    try {
+      await this.#deps.exchange(url, this.#body());
+    } catch (error) {
+      this.#deps.log.debug({ peer: url, err: describe(error) }, 'could not tell a removed member');
+    }
+  }
+
+  async #exchangeWith(url: string): Promise<void> {
+    const answer = await this.#deps.exchange(url, this.#body());
+    const change = this.#deps.membership.merge(parseMemberRows(answer));
+    this.#deps.apply(change);
+    this.#synced.set(url, {
+      digest: this.#deps.membership.digest(),
+      atMs: this.#deps.monoMs(),
+    });
+  }
+
+  #body(): string {
+    return JSON.stringify({ members: this.#deps.membership.rows() });
+  }
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
