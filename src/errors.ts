@@ -27,6 +27,7 @@ export type ErrorCode =
   | 'STORAGE_FULL'
   | 'NODE_ID_CONFLICT'
   | 'CANNOT_REMOVE_SELF'
+  | 'MEMBER_UNREACHABLE'
   | 'INTERNAL';
 
 const statusByCode: Record<ErrorCode, number> = {
@@ -54,6 +55,7 @@ const statusByCode: Record<ErrorCode, number> = {
   STORAGE_FULL: 507,
   NODE_ID_CONFLICT: 503,
   CANNOT_REMOVE_SELF: 409,
+  MEMBER_UNREACHABLE: 502,
   INTERNAL: 500,
 };
 

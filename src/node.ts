@@ -23,8 +23,7 @@ import { opsRoutes } from './http/ops-routes.ts';
 import { type SyncService, syncRoutes } from './http/sync-routes.ts';
 import { watchRoutes } from './http/watch-routes.ts';
 import { assertLimitRelations, limits, replicationLimits } from './limits.ts';
-import { MembershipGossip } from './membership/gossip.ts';
-import { Membership, type MembershipChange } from './membership/membership.ts';
+import { ClusterMembers } from './membership/cluster-members.ts';
 import { LiveKeyCounter } from './metrics/live-keys.ts';
 import { Metrics, type NodeProbe } from './metrics/metrics.ts';
 import { createStorePool, type StorePool } from './pool.ts';
@@ -52,8 +51,7 @@ export class PeerkvNode {
   readonly pool: StorePool;
   /** The peers this node replicates with: the other members (changes as members join and leave). */
   readonly peers: Peer[];
-  readonly membership: Membership;
-  readonly gossip: MembershipGossip;
+  readonly members: ClusterMembers;
   readonly supervisor: Supervisor;
   readonly sweeper: ExpirySweeper;
   readonly watchers: WatchHub;
@@ -71,12 +69,8 @@ export class PeerkvNode {
   #stopping = false;
   /** Why the node is not ready yet (see /readyz), or null. */
   #notReady: string | null = 'start-up digest check running';
-  /** Set while a `--join` has not reached its member yet. */
-  #joining: string | null = null;
   /** IP addresses members connect from (the connection guard keeps slots for them). */
   readonly #peerAddresses: Set<string>;
-  /** Removed peers' clients, kept until they were told. */
-  readonly #leaving = new Map<string, PeerClient>();
 
   private constructor(config: NodeConfig, log: Logger) {
     this.#config = config;
@@ -138,31 +132,30 @@ export class PeerkvNode {
       log: log.child({ component: 'expiry' }),
     });
     this.pool = createStorePool(undefined, (kind, ms) => metrics.observePoolTask(kind, ms / 1000));
-    this.membership = new Membership({
+    this.peers = [];
+    this.members = new ClusterMembers({
       store: this.store,
-      selfUrl: config.advertiseUrl,
       selfNodeId: this.store.nodeId,
+      selfUrl: config.advertiseUrl,
+      configuredPeers: config.peers,
+      join: config.join,
+      peers: this.peers,
+      createPeer: (url) => this.#createPeer(url),
+      clientFor: (url) => this.#memberClient(url),
+      onPeerUrl: (url) => {
+        for (const address of peerAddresses([url])) this.#peerAddresses.add(address);
+      },
       newVersion: () => formatVersion({ timestamp: this.clock.now(), nodeId: this.store.nodeId }),
-    });
-    this.membership.seed(config.peers);
-    if (config.join !== null && !this.membership.selfListed)
-      this.membership.add(config.advertiseUrl);
-    this.peers = this.membership.peerUrls().map((url) => this.#createPeer(url));
-    this.#peerAddresses = peerAddresses([
-      ...config.peers,
-      ...this.membership.peerUrls(),
-      ...(config.join === null ? [] : [config.join]),
-    ]);
-    this.gossip = new MembershipGossip({
-      membership: this.membership,
-      peers: () => this.peers,
-      exchange: (url, body) => this.#exchangeMembers(url, body),
-      apply: (change) => this.#applyMembership(change),
-      intervalMs: Math.max(250, Math.min(config.pingIntervalMs, 5_000)),
+      wallMs: this.#wallMs,
+      gossipIntervalMs: Math.max(250, Math.min(config.pingIntervalMs, 5_000)),
       fullIntervalMs: config.antiEntropyIntervalMs,
-      monoMs: () => performance.now(),
       log: log.child({ component: 'membership' }),
     });
+    this.peers.push(...this.members.initialPeerUrls().map((url) => this.#createPeer(url)));
+    this.#peerAddresses = peerAddresses([
+      ...this.peers.map((peer) => peer.url),
+      ...(config.join === null ? [] : [config.join]),
+    ]);
     this.supervisor = new Supervisor({
       selfNodeId: this.store.nodeId,
       selfInstanceId: this.instanceId,
@@ -177,6 +170,7 @@ export class PeerkvNode {
       runResync: (peer, yieldToBusyPeer) => this.#resync(peer, yieldToBusyPeer),
       random: Math.random,
       startupWindowMs: 3 * config.pingIntervalMs,
+      admit: (peer, nodeId) => this.members.admit(peer, nodeId),
       onResyncDone: (record) =>
         metrics.observeResync({
           trigger: record.trigger,
@@ -227,7 +221,7 @@ export class PeerkvNode {
         metricsText: () => metrics.text(),
       }),
       ...operatorRoutes({ overview: () => overview.overview() }),
-      ...memberRoutes(this.#memberService(), bodyBudget),
+      ...memberRoutes(this.members.service(), bodyBudget),
     ];
     this.#http = createHttpServer(routes, log.child({ component: 'http' }), {
       connectionsMax: config.connectionsMax,
@@ -251,8 +245,7 @@ export class PeerkvNode {
       throw error;
     }
     node.supervisor.start();
-    node.gossip.start();
-    node.#join();
+    node.members.start();
     node.sweeper.start();
     node.#scrub();
     node.#warnIfOpen();
@@ -286,7 +279,7 @@ export class PeerkvNode {
     this.#http.closeWaitingConnections();
     const grace = setTimeout(() => this.#server.closeAllConnections(), limits.shutdownGraceMs);
     await this.supervisor.stop();
-    await this.gossip.stop();
+    await this.members.stop();
     await this.sweeper.stop();
     await closed;
     clearTimeout(grace);
@@ -349,76 +342,6 @@ export class PeerkvNode {
     return high;
   }
 
-  /** `--join`: exchange member lists with the given member until it answers once. */
-  #join(): void {
-    const url = this.#config.join;
-    if (url === null) return;
-    if (this.membership.selfRemoved) {
-      this.#log.warn('this node was removed from the cluster; --join does not add it back');
-      return;
-    }
-    this.#joining = url;
-    const log = this.#log.child({ component: 'membership' });
-    let attempts = 0;
-    const attempt = (): void => {
-      if (this.#stopping) return;
-      this.gossip.join(url).then(
-        () => {
-          this.#joining = null;
-          log.info({ via: url, members: this.membership.peerUrls().length + 1 }, 'joined');
-        },
-        (error: unknown) => {
-          attempts += 1;
-          const message = error instanceof Error ? error.message : String(error);
-          if (attempts === 1 || attempts % 10 === 0)
-            log.warn({ via: url, attempts, err: message }, 'cannot join yet; retrying');
-          setTimeout(attempt, Math.min(5_000, 250 * attempts)).unref();
-        },
-      );
-    };
-    attempt();
-  }
-
-  /** POST /sync/members to a member: a peer's client, a leaving peer's, or one made for a join. */
-  async #exchangeMembers(url: string, body: string): Promise<unknown> {
-    const known = this.peers.find((peer) => peer.url === url)?.client ?? this.#leaving.get(url);
-    const client = known ?? this.#memberClient(url);
-    try {
-      return (await client.call('POST', '/sync/members', body)).json;
-    } finally {
-      if (known === undefined) await client.close();
-    }
-  }
-
-  /** Starts replicating with members that joined; stops with those that left. */
-  #applyMembership(change: MembershipChange): void {
-    if (this.#stopping) return;
-    const log = this.#log.child({ component: 'membership' });
-    if (change.selfRemoved) {
-      log.warn('this node was removed from the cluster: it stops replicating with every member');
-    }
-    for (const url of change.joined) {
-      if (this.peers.some((peer) => peer.url === url)) continue;
-      for (const address of peerAddresses([url])) this.#peerAddresses.add(address);
-      this.peers.push(this.#createPeer(url));
-      log.info({ peer: url }, 'member joined');
-    }
-    for (const url of change.left) {
-      const index = this.peers.findIndex((peer) => peer.url === url);
-      if (index < 0) continue;
-      const [peer] = this.peers.splice(index, 1);
-      peer!.sender.stop();
-      this.store.dropPeerCursor(url);
-      log.info({ peer: url }, 'member left');
-      this.#leaving.set(url, peer!.client);
-      this.gossip.farewell(url).finally(() => {
-        this.#leaving.delete(url);
-        return peer!.client.close();
-      });
-    }
-    if (change.joined.length > 0 || change.left.length > 0) this.gossip.kick();
-  }
-
   #memberClient(url: string): PeerClient {
     return new PeerClient(url, {
       timeoutMs: this.#config.timeoutMs,
@@ -429,32 +352,6 @@ export class PeerkvNode {
         ? () => peerConnector(this.#tls, this.#config.timeoutMs)
         : undefined,
     });
-  }
-
-  #memberService() {
-    const membership = this.membership;
-    return {
-      selfUrl: this.#config.advertiseUrl,
-      selfNodeId: this.store.nodeId,
-      rows: () => membership.rows(),
-      add: (url: string) => {
-        const before = membership.rows().find((row) => row.url === url)?.state;
-        this.#applyMembership(membership.add(url));
-        this.gossip.kick();
-        return before !== 'member';
-      },
-      remove: (id: string) => {
-        const change = membership.remove(id);
-        this.#applyMembership(change);
-        this.gossip.kick();
-        return membership.find(id)!;
-      },
-      merge: (rows: Parameters<Membership['merge']>[0]) => {
-        const change = membership.merge(rows);
-        this.#applyMembership(change);
-        return membership.rows();
-      },
-    };
   }
 
   #createPeer(url: string): Peer {
@@ -583,7 +480,7 @@ export class PeerkvNode {
 
   #notReadyReason(): string | null {
     if (this.#stopping) return 'shutting down';
-    if (this.#joining !== null) return `joining the cluster through ${this.#joining}`;
+    if (this.members.notReadyReason !== null) return this.members.notReadyReason;
     if (this.supervisor.idConflict) return 'another process runs with this node id';
     return this.#notReady;
   }

@@ -80,6 +80,8 @@ export interface SupervisorDeps {
   readonly startupWindowMs: number;
   /** Told of every finished resync (for metrics); failed ones carry `error`. */
   readonly onResyncDone?: (record: ResyncRecord) => void;
+  /** Whether a peer that answered as `nodeId` may replicate (false: a removed member). */
+  readonly admit?: (peer: Peer, nodeId: string) => boolean;
 }
 
 export class Supervisor {
@@ -178,6 +180,7 @@ export class Supervisor {
       return;
     }
     if (this.#checkIdConflict(peer, answer.nodeId)) return;
+    if (this.#deps.admit && !this.#deps.admit(peer, answer.nodeId)) return;
     peer.lastSeenMs = this.#deps.wallMs();
     peer.rttMs = answer.rttMs;
     this.#checkLimits(peer, answer.valueBytesMax);

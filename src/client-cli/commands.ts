@@ -208,7 +208,7 @@ async function memberCommand(client: PeerkvClient, options: CommandOptions, io: 
   if (answer.removed !== undefined) io.stdout.write(`removed ${answer.removed}\n`);
   const rows = answer.members.map((member) => [
     member.url,
-    member.nodeId ?? '-',
+    member.nodeId,
     member.state,
     member.self ? 'self' : '',
   ]);

@@ -173,27 +173,27 @@ export interface ClusterOverview {
   readonly hashesAgree: boolean;
 }
 
-/** One member of the cluster as a node keeps it (`GET /cluster/members`). */
+/** One member of the cluster as a node sees it (`GET /cluster/members`). */
 export interface Member {
+  readonly nodeId: string;
   readonly url: string;
   readonly state: 'member' | 'removed';
-  /** The version of the change that set `state`; the higher version wins. */
-  readonly version: string;
-  readonly nodeId: string | null;
+  /** The version of the runtime change that set `state` (null: never changed at runtime). */
+  readonly version: string | null;
   /** This row is the answering node itself. */
   readonly self: boolean;
 }
 
 export interface MemberList {
-  readonly self: { readonly url: string; readonly nodeId: string };
-  /** Members and removed members, by URL. */
+  readonly self: { readonly nodeId: string; readonly url: string };
+  /** Members (and removed members), by URL. */
   readonly members: readonly Member[];
 }
 
-/** The answer of `POST /cluster/members` (`url`, `added`) or `DELETE` (`removed`, `nodeId`). */
+/** The answer of `POST /cluster/members` (`url`, `nodeId`, `added`) or `DELETE` (`removed`, `nodeId`). */
 export interface MemberChange extends MemberList {
   readonly url?: string;
+  readonly nodeId?: string;
   readonly added?: boolean;
   readonly removed?: string;
-  readonly nodeId?: string | null;
 }

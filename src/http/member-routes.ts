@@ -2,10 +2,10 @@
  * Membership routes. Operators (`admin`): `GET /cluster/members`, `POST
  * /cluster/members` with `{"url"}`, `DELETE /cluster/members/<node id or
  * URL-encoded URL>`. Peers (`peer`): `POST /sync/members` merges the caller's
- * member list and answers with ours (see src/membership/gossip.ts).
+ * member list and answers with ours (src/membership/gossip.ts).
  */
 import { PeerkvError } from '../errors.ts';
-import { normaliseUrl, parseMemberRows } from '../membership/membership.ts';
+import { type MemberExchange, parseMemberExchange } from '../membership/membership.ts';
 import type { MemberRow } from '../store/types.ts';
 import type { BodyBudget } from './body-budget.ts';
 import { type BodyLimits, readJson } from './read-body.ts';
@@ -13,16 +13,23 @@ import { sendJson } from './respond.ts';
 import type { Route } from './route.ts';
 import { requireObject } from './validate.ts';
 
+export interface MemberView {
+  readonly self: { readonly nodeId: string; readonly url: string };
+  /** Runtime rows, this node, and the peers it reaches (version null: never changed at runtime). */
+  readonly members: {
+    readonly nodeId: string;
+    readonly url: string;
+    readonly state: MemberRow['state'];
+    readonly version: string | null;
+    readonly self: boolean;
+  }[];
+}
+
 export interface MemberService {
-  readonly selfUrl: string;
-  readonly selfNodeId: string;
-  rows(): MemberRow[];
-  /** Adds a member; false when it already was one. */
-  add(url: string): boolean;
-  /** Removes the member named by node id or URL; its row after the change. */
+  view(): MemberView;
+  add(url: unknown): Promise<{ url: string; nodeId: string; added: boolean }>;
   remove(id: string): MemberRow;
-  /** Merges a peer's rows; answers ours. */
-  merge(rows: readonly MemberRow[]): MemberRow[];
+  merge(exchange: MemberExchange): MemberExchange;
 }
 
 const MEMBERS_BODY_BYTES_MAX = 3 * 1024 * 1024;
@@ -31,19 +38,12 @@ const ADD_BODY_BYTES_MAX = 16 * 1024;
 export function memberRoutes(service: MemberService, budget: BodyBudget): Route[] {
   const listBody: BodyLimits = { bytesMax: MEMBERS_BODY_BYTES_MAX, budget };
   const addBody: BodyLimits = { bytesMax: ADD_BODY_BYTES_MAX, budget };
-  const view = () => ({
-    self: { url: service.selfUrl, nodeId: service.selfNodeId },
-    members: service.rows().map((row) => ({
-      ...row,
-      self: row.url === service.selfUrl || row.nodeId === service.selfNodeId,
-    })),
-  });
   return [
     {
       method: 'GET',
       pattern: '/cluster/members',
       permission: 'admin',
-      handler: (_req, res) => sendJson(res, 200, view()),
+      handler: (_req, res) => sendJson(res, 200, service.view()),
     },
     {
       method: 'POST',
@@ -51,9 +51,8 @@ export function memberRoutes(service: MemberService, budget: BodyBudget): Route[
       permission: 'admin',
       handler: async (req, res) => {
         const body = requireObject(await readJson(req, addBody), 'request body');
-        const url = normaliseUrl(body.url, 'url');
-        const added = service.add(url);
-        sendJson(res, 200, { url, added, ...view() });
+        const added = await service.add(body.url);
+        sendJson(res, 200, { ...added, ...service.view() });
       },
     },
     {
@@ -72,7 +71,7 @@ export function memberRoutes(service: MemberService, budget: BodyBudget): Route[
         }
         if (id === '') throw new PeerkvError('BAD_REQUEST', 'name a member by node id or URL');
         const row = service.remove(id);
-        sendJson(res, 200, { removed: row.url, nodeId: row.nodeId, ...view() });
+        sendJson(res, 200, { removed: row.url, nodeId: row.nodeId, ...service.view() });
       },
     },
     {
@@ -80,8 +79,8 @@ export function memberRoutes(service: MemberService, budget: BodyBudget): Route[
       pattern: '/sync/members',
       permission: 'peer',
       handler: async (req, res) => {
-        const rows = parseMemberRows(await readJson(req, listBody));
-        sendJson(res, 200, { members: service.merge(rows) });
+        const exchange = parseMemberExchange(await readJson(req, listBody));
+        sendJson(res, 200, service.merge(exchange));
       },
     },
   ];

@@ -11,7 +11,7 @@
  * that was just removed, so it learns it and stops replicating.
  */
 import type { Logger } from 'pino';
-import { type Membership, type MembershipChange, parseMemberRows } from './membership.ts';
+import { type MemberExchange, type Membership, parseMemberExchange } from './membership.ts';
 
 export interface GossipPeer {
   readonly url: string;
@@ -24,8 +24,10 @@ export interface GossipDeps {
   readonly peers: () => readonly GossipPeer[];
   /** POST /sync/members to `url` with `body`; resolves with the parsed answer. */
   readonly exchange: (url: string, body: string) => Promise<unknown>;
-  /** Starts and stops replication with the peers a merge added or removed. */
-  readonly apply: (change: MembershipChange) => void;
+  /** Our own addresses for our peers, sent along (a joining node starts from them). */
+  readonly addresses: () => MemberExchange['peers'];
+  /** After a merge: start and stop replication as the list now says (`joining`: our --join). */
+  readonly merged: (answer: MemberExchange, joining: boolean) => void;
   readonly intervalMs: number;
   /** Even with equal lists, exchange with each peer this often. */
   readonly fullIntervalMs: number;
@@ -82,7 +84,6 @@ export class MembershipGossip {
     const due: string[] = [];
     for (const peer of this.#deps.peers()) {
       if (peer.state !== 'up') continue;
-      if (peer.nodeId !== null) membership.noteNodeId(peer.url, peer.nodeId);
       const synced = this.#synced.get(peer.url);
       const stale =
         synced === undefined ||
@@ -101,7 +102,7 @@ export class MembershipGossip {
 
   /** Exchanges lists with the member at `url`; throws when it cannot be reached. */
   async join(url: string): Promise<void> {
-    await this.#exchangeWith(url);
+    await this.#exchangeWith(url, true);
   }
 
   /** Tells a removed peer its new list once; failures are only logged. */
@@ -114,10 +115,10 @@ export class MembershipGossip {
     }
   }
 
-  async #exchangeWith(url: string): Promise<void> {
-    const answer = await this.#deps.exchange(url, this.#body());
-    const change = this.#deps.membership.merge(parseMemberRows(answer));
-    this.#deps.apply(change);
+  async #exchangeWith(url: string, joining = false): Promise<void> {
+    const answer = parseMemberExchange(await this.#deps.exchange(url, this.#body()));
+    this.#deps.membership.merge(answer.members);
+    this.#deps.merged(answer, joining);
     this.#synced.set(url, {
       digest: this.#deps.membership.digest(),
       atMs: this.#deps.monoMs(),
@@ -125,7 +126,10 @@ export class MembershipGossip {
   }
 
   #body(): string {
-    return JSON.stringify({ members: this.#deps.membership.rows() });
+    return JSON.stringify({
+      members: this.#deps.membership.rows(),
+      peers: this.#deps.addresses(),
+    });
   }
 }
 

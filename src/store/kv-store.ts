@@ -207,8 +207,20 @@ export class KvStore {
   /** Persists member rows in one transaction. */
   saveMembers(rows: readonly MemberRow[]): void {
     this.#db.transaction(() => {
-      for (const row of rows)
-        this.#statements.memberSet.run(row.url, row.state, row.version, row.nodeId);
+      for (const row of rows) {
+        this.#statements.memberSet.run(row.nodeId, row.url, row.state, row.version);
+      }
+    })();
+  }
+
+  /** Peer addresses learnt when this node joined (its own, like --peers). */
+  peerAddresses(): string[] {
+    return this.#statements.addressesAll.all() as string[];
+  }
+
+  addPeerAddresses(urls: readonly string[]): void {
+    this.#db.transaction(() => {
+      for (const url of urls) this.#statements.addressAdd.run(url);
     })();
   }
 
@@ -521,11 +533,11 @@ function prepareStatements(db: Database.Database) {
     peerGet: db.prepare('SELECT node_id, cursor FROM peers WHERE url = ?'),
     peerSet: db.prepare('INSERT OR REPLACE INTO peers (url, node_id, cursor) VALUES (?, ?, ?)'),
     peerDrop: db.prepare('DELETE FROM peers WHERE url = ?'),
-    membersAll: db.prepare(
-      'SELECT url, state, version, node_id AS nodeId FROM members ORDER BY url',
-    ),
+    membersAll: db.prepare('SELECT node_id AS nodeId, url, state, version FROM members'),
     memberSet: db.prepare(
-      'INSERT OR REPLACE INTO members (url, state, version, node_id) VALUES (?, ?, ?, ?)',
+      'INSERT OR REPLACE INTO members (node_id, url, state, version) VALUES (?, ?, ?, ?)',
     ),
+    addressesAll: db.prepare('SELECT url FROM peer_addresses ORDER BY url').pluck(),
+    addressAdd: db.prepare('INSERT OR IGNORE INTO peer_addresses (url) VALUES (?)'),
   };
 }

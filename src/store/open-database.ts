@@ -53,13 +53,17 @@ CREATE TABLE IF NOT EXISTS peers (
   cursor  INTEGER NOT NULL  -- our change sequence the peer has acknowledged
 ) WITHOUT ROWID;
 
--- The cluster's members as this node knows them: one row per member URL, the
--- latest change to it winning by version (src/membership/membership.ts).
+-- Runtime membership changes, one row per node id, the higher version winning
+-- (src/membership/membership.ts); and the peer addresses a node learnt when it
+-- joined (its own, like --peers: never spread).
 CREATE TABLE IF NOT EXISTS members (
-  url     TEXT PRIMARY KEY,
+  node_id TEXT PRIMARY KEY,
+  url     TEXT NOT NULL,
   state   TEXT NOT NULL CHECK (state IN ('member', 'removed')),
-  version TEXT NOT NULL,    -- version of the change that set the state
-  node_id TEXT              -- the member's node id once a ping told it
+  version TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS peer_addresses (
+  url TEXT PRIMARY KEY
 ) WITHOUT ROWID;
 `;
 

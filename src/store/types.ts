@@ -71,12 +71,12 @@ export interface Change extends Entry {
   readonly batchEndSeq?: number | null;
 }
 
-/** One member of the cluster as a node keeps it: the latest change to its URL wins by version. */
+/** A runtime change to the cluster's membership (src/membership/membership.ts). */
 export interface MemberRow {
+  readonly nodeId: string;
+  /** The URL the node advertised when it joined, or the one an operator added it at. */
   readonly url: string;
   readonly state: 'member' | 'removed';
-  /** The version of the change that set `state` (as the API writes versions). */
+  /** The version of the change that set `state`: the higher version wins. */
   readonly version: string;
-  /** The member's node id, once a ping told it (null before). */
-  readonly nodeId: string | null;
 }

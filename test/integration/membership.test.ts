@@ -206,6 +206,35 @@ describe('membership at runtime', () => {
     });
   });
 
+  test('a node from --peers is removed by node id, stays removed over a restart, and comes back', async () => {
+    await withLogsOnFailure(cluster, async () => {
+      const [a, b, c] = cluster.nodes as [NodeProcess, NodeProcess, NodeProcess];
+      await waitAllUp(cluster.nodes, DEADLINE_MS);
+      const cId = await pingNodeId(c.url);
+      const removed = await httpRequest('DELETE', `${a.url}/cluster/members/${cId}`);
+      assert.equal(removed.status, 200, removed.text);
+      for (const node of [a, b]) await waitMembers(node, [a.url, b.url]);
+      await waitFor(async () => (await clusterView(c.url)).peers.length === 0, {
+        timeoutMs: DEADLINE_MS,
+        message: 'C learns it was removed',
+      });
+      // B restarts with its old --peers, C included: the removal still holds.
+      await b.restart();
+      await waitMembers(b, [a.url, b.url]);
+
+      const cli = await runBin(['member', 'add', c.url, '--node', b.url, '--json']);
+      assert.equal(cli.code, 0, cli.stderr);
+      assert.equal((JSON.parse(cli.stdout) as { added: boolean }).added, true);
+      for (const node of [a, b, c]) await waitMembers(node, [a.url, b.url, c.url]);
+      const ledger = new Ledger();
+      await putKey(c.url, 'back-on-c', 1, ledger);
+      await waitFor(async () => (await getJson(`${a.url}/kv/back-on-c`)).status === 200, {
+        timeoutMs: DEADLINE_MS,
+        message: 'a write on C reaches A again',
+      });
+    });
+  });
+
   test('hostile membership requests get JSON errors and change nothing', async () => {
     const a = cluster.node(0);
     const before = await memberUrls(a.url);
@@ -244,13 +273,21 @@ describe('membership at runtime', () => {
     );
     const rows = [
       { members: 'x' },
-      { members: [{ url: 'http://127.0.0.1:1', state: 'member', version: 'nope' }] },
-      { members: [{ url: 'http://127.0.0.1:1', state: 'maybe', version: versionAt(1) }] },
+      { members: [{ ...row('http://127.0.0.1:1'), version: 'nope' }] },
+      { members: [{ ...row('http://127.0.0.1:1'), state: 'maybe' }] },
+      { members: [{ ...row('http://127.0.0.1:1'), nodeId: 'zz' }] },
+      { members: [row('http://127.0.0.1:1/x')] },
+      { members: [], peers: [{ nodeId: '0000000000000abc', url: 'nope' }] },
       { members: Array.from({ length: 1_001 }, (_, i) => row(`http://127.0.0.1:${i + 1}`)) },
     ];
     for (const body of rows) {
       assertError(await postJson(`${a.url}/sync/members`, body), 400, 'BAD_REQUEST');
     }
+    assertError(
+      await postJson(`${a.url}/cluster/members`, { url: `http://127.0.0.1:${await freePort()}` }),
+      502,
+      'MEMBER_UNREACHABLE',
+    );
     const again = await postJson(`${a.url}/cluster/members`, { url: cluster.node(1).url });
     assert.equal(again.status, 200, again.text);
     assert.equal((again.body as { added: boolean }).added, false);
@@ -264,5 +301,5 @@ function versionAt(timestamp: number): string {
 }
 
 function row(url: string) {
-  return { url, state: 'member', version: versionAt(1) };
+  return { nodeId: '0000000000000abc', url, state: 'member', version: versionAt(1) };
 }
