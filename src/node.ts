@@ -495,7 +495,7 @@ export class PeerkvNode {
       write: async (mutation): Promise<MutationResult> => {
         this.#refuseWritesOnIdConflict();
         // A lone node need not remember deleting a key it never held (see Mutation).
-        const tombstoneIfAbsent = this.peers.length > 0;
+        const tombstoneIfAbsent = this.peers.length > 0 || this.members.clustered;
         const [result] = await this.writes.submit([{ ...mutation, tombstoneIfAbsent }]);
         return result!;
       },

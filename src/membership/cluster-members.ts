@@ -100,6 +100,17 @@ export class ClusterMembers {
     await this.gossip.stop();
   }
 
+  /**
+   * Whether this node is, or ever was, part of a cluster: a node with no peers
+   * right now (every other member removed it, or it was removed) still must
+   * remember deleting a key it never held, since the key may live elsewhere.
+   */
+  get clustered(): boolean {
+    return (
+      this.#addresses.size > 0 || this.membership.rows().length > 0 || this.#deps.join !== null
+    );
+  }
+
   /** Why the node is not ready (a join not answered yet), or null. */
   get notReadyReason(): string | null {
     return this.#joining === null ? null : `joining the cluster through ${this.#joining}`;

@@ -65,6 +65,16 @@ export class ChaosCluster {
     }
   }
 
+  /** Nodes some member removed from the cluster and no one has added back yet. */
+  readonly removed = new Set<number>();
+
+  /** The URL node `from` calls node `to` at (the link's proxy). */
+  peerUrl(from: number, to: number): string {
+    const proxy = this.proxies[from]?.[to];
+    assert.ok(proxy !== undefined, `no link ${from}->${to}`);
+    return proxy.url;
+  }
+
   get size(): number {
     return this.cluster.nodes.length;
   }

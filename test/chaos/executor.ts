@@ -1,6 +1,7 @@
 // Runs a schedule against a ChaosCluster in real time: client ops at their offsets with bounded
 // concurrency (a late op waits for a slot, it is never skipped), and faults one at a time in
 // their own lane (a restart waits for the node to be ready before the next fault runs).
+import { httpRequest, postJson } from '../helpers/http.ts';
 import type { ExitInfo } from '../helpers/node-process.ts';
 import type { ChaosCluster } from './chaos-cluster.ts';
 import { performOp } from './client.ts';
@@ -143,6 +144,9 @@ async function applyFault(
     ctx.cluster.healAll();
     return done;
   }
+  if (fault.type === 'member-remove' || fault.type === 'member-add') {
+    return changeMembership(ctx.cluster, fault.type, fault.node, fault.via);
+  }
   const node = ctx.cluster.node(fault.node);
   if (fault.type === 'restart') {
     if (node.running) return skipped('already running');
@@ -230,4 +234,40 @@ export async function startNode(
     });
     throw new NodeStartFailed(`node${index} did not start: ${detail}`, { cause: error });
   }
+}
+
+const MEMBER_CALL_TIMEOUT_MS = 5_000;
+
+/**
+ * Node `via` removes node `index` from the cluster, or adds it back, at the URL `via` calls it
+ * at. A call that cannot be made (via down, the link cut, the node not known yet) is skipped:
+ * the final heal adds back whatever is still removed.
+ */
+export async function changeMembership(
+  cluster: ChaosCluster,
+  type: 'member-remove' | 'member-add',
+  index: number,
+  via: number,
+): Promise<{ result: FaultResult; detail?: string }> {
+  const viaNode = cluster.node(via);
+  if (!viaNode.running) return skipped(`node${via} not running`);
+  const url = cluster.peerUrl(via, index);
+  try {
+    const answer =
+      type === 'member-remove'
+        ? await httpRequest('DELETE', `${viaNode.url}/cluster/members/${encodeURIComponent(url)}`, {
+            timeoutMs: MEMBER_CALL_TIMEOUT_MS,
+          })
+        : await postJson(
+            `${viaNode.url}/cluster/members`,
+            { url },
+            { timeoutMs: MEMBER_CALL_TIMEOUT_MS },
+          );
+    if (answer.status !== 200) return skipped(`HTTP ${answer.status} ${answer.text.slice(0, 120)}`);
+  } catch (error) {
+    return skipped(error instanceof Error ? error.message : String(error));
+  }
+  if (type === 'member-remove') cluster.removed.add(index);
+  else cluster.removed.delete(index);
+  return done;
 }

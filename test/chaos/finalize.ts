@@ -3,7 +3,7 @@
 // stop every node with SIGTERM and run SQLite's integrity check on each data dir.
 import { sleep } from '../helpers/http.ts';
 import type { ChaosCluster } from './chaos-cluster.ts';
-import { startNode, stopNode } from './executor.ts';
+import { changeMembership, startNode, stopNode } from './executor.ts';
 import type { History } from './history.ts';
 import { canonical, integrityCheck, type NodeSnapshot, readHash, snapshot } from './observe.ts';
 import { ALL_KEYS } from './schedule.ts';
@@ -36,6 +36,7 @@ export async function finalize(ctx: FinalizeContext): Promise<FinalState> {
   const stopped = ctx.cluster.cluster.nodes.flatMap((node, i) => (node.running ? [] : [i]));
   // A node that will not start is already an incident in the history; the rest still converge.
   await Promise.allSettled(stopped.map((i) => startNode(ctx, i, undefined, undefined)));
+  await addBackRemoved(ctx, healAtMs + ctx.convergeTimeoutMs);
   const readyAtMs = ctx.history.nowMs();
   ctx.log(`final heal done; restarted ${stopped.length} node(s); waiting for convergence`);
   const wait = await waitConverged(ctx, healAtMs + ctx.convergeTimeoutMs);
@@ -83,4 +84,20 @@ async function readAll(ctx: FinalizeContext): Promise<(NodeSnapshot | undefined)
       node.running ? snapshot(node.url, ALL_KEYS).catch(() => undefined) : undefined,
     ),
   );
+}
+
+/** Adds back every node still removed from the cluster, through any other node, until the deadline. */
+async function addBackRemoved(ctx: FinalizeContext, deadlineMs: number): Promise<void> {
+  const cluster = ctx.cluster;
+  while (cluster.removed.size > 0 && ctx.history.nowMs() < deadlineMs) {
+    for (const index of [...cluster.removed]) {
+      for (let via = 0; via < cluster.size && cluster.removed.has(index); via += 1) {
+        if (via !== index) await changeMembership(cluster, 'member-add', index, via);
+      }
+    }
+    if (cluster.removed.size > 0) await sleep(250);
+  }
+  if (cluster.removed.size > 0) {
+    ctx.log(`could not add back node(s) ${[...cluster.removed].join(', ')} before the deadline`);
+  }
 }

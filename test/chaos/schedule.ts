@@ -51,7 +51,10 @@ export type Fault =
       readonly signal: 'SIGKILL' | 'SIGTERM';
     }
   | { readonly type: 'partition'; readonly name: PartitionName; readonly links: LinkFault[] }
-  | { readonly type: 'heal' };
+  | { readonly type: 'heal' }
+  /** Node `via` removes `node` from the cluster (DELETE /cluster/members), or adds it back. */
+  | { readonly type: 'member-remove'; readonly node: number; readonly via: number }
+  | { readonly type: 'member-add'; readonly node: number; readonly via: number };
 
 export interface FaultStep {
   readonly kind: 'fault';
@@ -98,8 +101,10 @@ export function generateSchedule(settings: ScheduleSettings): Schedule {
   assert.ok(settings.nodes >= 2 && settings.durationMs > 0 && settings.opsPerSecond > 0);
   const faults = generateFaults(createRng(settings.seed), settings);
   const ops = generateOps(createRng((settings.seed ^ 0x5bd1e995) >>> 0), settings, faults);
+  // Drawn from a stream of their own, so a seed's other faults and ops stay what they were.
+  const members = generateMemberFaults(createRng((settings.seed ^ 0x3c6ef372) >>> 0), settings);
   // Stable order: by time, faults before ops at the same instant.
-  const merged = [...faults, ...ops].sort(
+  const merged = [...faults, ...members, ...ops].sort(
     (a, b) => a.atMs - b.atMs || (a.kind === b.kind ? 0 : a.kind === 'fault' ? -1 : 1),
   );
   assert.ok(merged.length <= STEPS_MAX, `schedule too long: ${merged.length} steps`);
@@ -232,6 +237,40 @@ function drawPartition(rng: Rng, nodes: number): Fault {
   };
 }
 
+/** Mean time between a member's removal and the next one. */
+const MEMBER_CYCLE_GAP_MS = 25_000;
+
+/**
+ * Membership changes: now and then a node is removed from the cluster by
+ * another, and added back a few seconds later by a third (or by the final
+ * heal). While removed it still takes client writes; once back it is a new
+ * peer and is resynced, so every check holds at the end.
+ */
+function generateMemberFaults(rng: Rng, s: ScheduleSettings): Draft<FaultStep>[] {
+  const steps: Draft<FaultStep>[] = [];
+  const all = Array.from({ length: s.nodes }, (_, i) => i);
+  let atMs = MEMBER_CYCLE_GAP_MS * (0.3 + rng());
+  while (atMs < s.durationMs - FAULT_TAIL_MS) {
+    const node = pick(rng, all);
+    const others = all.filter((n) => n !== node);
+    steps.push({
+      kind: 'fault',
+      atMs,
+      fault: { type: 'member-remove', node, via: pick(rng, others) },
+    });
+    const addAtMs = atMs + between(rng, 2_000, 10_000);
+    if (addAtMs < s.durationMs - FAULT_TAIL_MS) {
+      steps.push({
+        kind: 'fault',
+        atMs: addAtMs,
+        fault: { type: 'member-add', node, via: pick(rng, others) },
+      });
+    }
+    atMs = addAtMs + MEMBER_CYCLE_GAP_MS * (0.5 + rng());
+  }
+  return steps;
+}
+
 /** Which nodes the fault plan has down at each fault step, to aim ops at nodes meant to be up. */
 function downTimeline(faults: readonly Draft<FaultStep>[]): { atMs: number; down: Set<number> }[] {
   const down = new Set<number>();
@@ -340,5 +379,7 @@ export function describeStep(step: Step): string {
   }
   if (f.type === 'skew') return `${at} skew node${f.node} ${f.offsetMs} ms (${f.signal})`;
   if (f.type === 'heal') return `${at} heal`;
+  if (f.type === 'member-remove') return `${at} member-remove node${f.node} via node${f.via}`;
+  if (f.type === 'member-add') return `${at} member-add node${f.node} via node${f.via}`;
   return `${at} ${faultKind(f)} node${f.node}`;
 }
