@@ -101,18 +101,27 @@ export class Membership {
 
   /** Folds in a list from another node: for each node id the higher version wins; true if it changed ours. */
   merge(incoming: readonly MemberRow[]): boolean {
-    const newer = incoming.filter((row) => {
-      const current = this.#rows.get(row.nodeId);
-      return current === undefined || row.version > current.version;
-    });
-    if (newer.length > 0) this.#save(newer);
-    return newer.length > 0;
+    const newer = new Map<string, MemberRow>();
+    for (const row of incoming) {
+      const current = newer.get(row.nodeId) ?? this.#rows.get(row.nodeId);
+      if (current === undefined || orderKey(row) > orderKey(current)) newer.set(row.nodeId, row);
+    }
+    if (newer.size > 0) this.#save([...newer.values()]);
+    return newer.size > 0;
   }
 
   #save(rows: readonly MemberRow[]): void {
     for (const row of rows) this.#rows.set(row.nodeId, row);
     this.#deps.store.saveMembers(rows);
   }
+}
+
+/**
+ * Rows compare by version; two rows under one version (a clock that reissued
+ * a version after a restart) by their content, so every node keeps the same.
+ */
+function orderKey(row: MemberRow): string {
+  return `${row.version} ${row.state} ${row.url}`;
 }
 
 /** A member URL: http(s), a host, no path, query, fragment or credentials; its origin. */

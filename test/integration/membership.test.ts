@@ -221,6 +221,11 @@ describe('membership at runtime', () => {
       // B restarts with its old --peers, C included: the removal still holds.
       await b.restart();
       await waitMembers(b, [a.url, b.url]);
+      // While removed, C acknowledges the delete of a key it never received: it must keep the
+      // tombstone (it is not a lone node), so the delete wins once C is back.
+      await putKey(a.url, 'while-c-out', 'on a', new Ledger());
+      const gone = await httpRequest('DELETE', `${c.url}/kv/while-c-out`);
+      assert.equal(gone.status, 200, gone.text);
 
       const cli = await runBin(['member', 'add', c.url, '--node', b.url, '--json']);
       assert.equal(cli.code, 0, cli.stderr);
@@ -231,6 +236,10 @@ describe('membership at runtime', () => {
       await waitFor(async () => (await getJson(`${a.url}/kv/back-on-c`)).status === 200, {
         timeoutMs: DEADLINE_MS,
         message: 'a write on C reaches A again',
+      });
+      await waitFor(async () => (await getJson(`${a.url}/kv/while-c-out`)).status === 404, {
+        timeoutMs: DEADLINE_MS,
+        message: "C's delete of a key it never held reaches A",
       });
     });
   });
