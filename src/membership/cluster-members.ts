@@ -71,6 +71,7 @@ export class ClusterMembers {
     this.gossip = new MembershipGossip({
       membership: this.membership,
       peers: () => deps.peers,
+      contacts: () => this.#contacts(),
       exchange: (url, body) => this.#exchange(url, body),
       addresses: () => this.#addressList(),
       merged: (answer, joining) => this.#merged(answer, joining),
@@ -253,6 +254,15 @@ export class ClusterMembers {
     } finally {
       if (known === undefined) await client.close();
     }
+  }
+
+  /** Everyone to keep exchanging member lists with: our addresses and every other row's URL. */
+  #contacts(): string[] {
+    const urls = new Set(this.#addresses);
+    for (const row of this.membership.rows()) {
+      if (row.nodeId !== this.#deps.selfNodeId) urls.add(row.url);
+    }
+    return [...urls];
   }
 
   /** This node's peers it knows the id of: what a joining node starts from. */

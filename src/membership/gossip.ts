@@ -22,6 +22,8 @@ export interface GossipPeer {
 export interface GossipDeps {
   readonly membership: Membership;
   readonly peers: () => readonly GossipPeer[];
+  /** URLs to exchange with that may not be peers: this node's addresses and every row's URL. */
+  readonly contacts: () => readonly string[];
   /** POST /sync/members to `url` with `body`; resolves with the parsed answer. */
   readonly exchange: (url: string, body: string) => Promise<unknown>;
   /** Our own addresses for our peers, sent along (a joining node starts from them). */
@@ -39,6 +41,8 @@ export class MembershipGossip {
   readonly #deps: GossipDeps;
   /** Per peer URL: the list digest our last exchange ended on, and when. */
   readonly #synced = new Map<string, { digest: string; atMs: number }>();
+  /** Contacts whose last exchange failed, and when. */
+  readonly #failedAt = new Map<string, number>();
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<void> = Promise.resolve();
   #stopped = false;
@@ -77,25 +81,48 @@ export class MembershipGossip {
     });
   }
 
-  /** One round: exchange with every up peer whose list may differ from ours. */
+  /**
+   * One round: exchange with every up peer whose list may differ from ours,
+   * and with the contacts that are not peers (a removed node and the members
+   * that removed it keep exchanging, so an addition reaches it), a contact
+   * that failed being tried again only after a while.
+   */
   async tick(): Promise<void> {
     const { membership } = this.#deps;
     const now = this.#deps.monoMs();
-    const due: string[] = [];
-    for (const peer of this.#deps.peers()) {
-      if (peer.state !== 'up') continue;
-      const synced = this.#synced.get(peer.url);
-      const stale =
+    const digest = membership.digest();
+    const due = (url: string): boolean => {
+      const synced = this.#synced.get(url);
+      return (
         synced === undefined ||
-        synced.digest !== membership.digest() ||
-        now - synced.atMs >= this.#deps.fullIntervalMs;
-      if (stale) due.push(peer.url);
+        synced.digest !== digest ||
+        now - synced.atMs >= this.#deps.fullIntervalMs
+      );
+    };
+    const peerUrls = new Set<string>();
+    const urls: string[] = [];
+    for (const peer of this.#deps.peers()) {
+      peerUrls.add(peer.url);
+      if (peer.state === 'up' && due(peer.url)) urls.push(peer.url);
+    }
+    const retryMs = Math.max(1_000, this.#deps.fullIntervalMs / 4);
+    for (const url of this.#deps.contacts()) {
+      if (peerUrls.has(url) || !due(url)) continue;
+      if (now - (this.#failedAt.get(url) ?? Number.NEGATIVE_INFINITY) < retryMs) continue;
+      urls.push(url);
     }
     await Promise.all(
-      due.map((url) =>
-        this.#exchangeWith(url).catch((error: unknown) => {
-          this.#deps.log.debug({ peer: url, err: describe(error) }, 'member list exchange failed');
-        }),
+      urls.map((url) =>
+        this.#exchangeWith(url).then(
+          () => this.#failedAt.delete(url),
+          (error: unknown) => {
+            this.#failedAt.set(url, this.#deps.monoMs());
+            this.#deps.log.debug(
+              { peer: url, err: describe(error) },
+              'member list exchange failed',
+            );
+          },
+        ),
       ),
     );
   }
