@@ -167,7 +167,9 @@ describe('the resumable watch', () => {
     );
     const growth = rssBytes(pid) - rssBefore;
     process.stderr.write(`six stalled watchers: RSS grew ${(growth / 1048576).toFixed(1)} MiB\n`);
-    assert.ok(growth < 64 * 1024 * 1024, `RSS grew ${Math.round(growth / 1048576)} MiB`);
+    // Buffered, six watchers would hold 360 MiB; bounded, they add a page each (seen: 23-71 MiB
+    // under the full suite, the rest is the heap and page cache moving).
+    assert.ok(growth < 160 * 1024 * 1024, `RSS grew ${Math.round(growth / 1048576)} MiB`);
     const text = await new Promise<string>((resolve) => {
       const socket = stalled[0]!;
       let received = '';
