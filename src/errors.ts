@@ -28,6 +28,7 @@ export type ErrorCode =
   | 'NODE_ID_CONFLICT'
   | 'CANNOT_REMOVE_SELF'
   | 'MEMBER_UNREACHABLE'
+  | 'BACKUP_RUNNING'
   | 'INTERNAL';
 
 const statusByCode: Record<ErrorCode, number> = {
@@ -56,6 +57,7 @@ const statusByCode: Record<ErrorCode, number> = {
   NODE_ID_CONFLICT: 503,
   CANNOT_REMOVE_SELF: 409,
   MEMBER_UNREACHABLE: 502,
+  BACKUP_RUNNING: 503,
   INTERNAL: 500,
 };
 

@@ -8,6 +8,7 @@ import { CLIENT_COMMANDS } from './client-cli/usage.ts';
 import { CLUSTER_USAGE, parseClusterArgs, runCluster } from './cluster.ts';
 import { ConfigError } from './errors.ts';
 import { createRootLogger } from './log.ts';
+import { parseRestoreArgs, RESTORE_USAGE, runRestore } from './restore-command.ts';
 import { createTokenLines, parseTokenArgs, TOKEN_USAGE } from './token-command.ts';
 
 const USAGE = `Usage: peerkv <command> [flags]
@@ -18,6 +19,7 @@ Servers:
   peerkv cluster [--nodes 3] [--base-port 8001]               run a local cluster
   peerkv token create --name app --permissions read,write     make a client token
   peerkv new-id --data-dir <dir>                               give a stopped node a new id
+  peerkv restore FILE --data-dir <dir> [--force]               a backup -> a new node's data dir
 
 Client (talk to running nodes; --node URL, repeatable, default http://127.0.0.1:8001):
   peerkv get KEY                      print a value
@@ -28,6 +30,7 @@ Client (talk to running nodes; --node URL, repeatable, default http://127.0.0.1:
   peerkv load FILE.jsonl              bulk write JSON lines {"key","value"}
   peerkv dump [--prefix P]            every entry as JSON lines on stdout
   peerkv member list|add URL|remove ID  show or change the cluster's members
+  peerkv backup [--out FILE]          a consistent copy of a node's database (admin)
 
 Client flags: --node URL, --token T (or $PEERKV_TOKEN), --ca FILE, --timeout S, --json.
 Run "peerkv <command> --help" (node, cluster, token, get, ...) for the details of any command.
@@ -86,6 +89,11 @@ async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   if (command === 'node') return runNode(rest);
   if (command === 'new-id') return runNewId(rest);
+  if (command === 'restore') {
+    const request = parseRestoreArgs(rest);
+    process.stdout.write(request ? runRestore(request) : RESTORE_USAGE);
+    return;
+  }
   if (command === 'cluster') {
     const options = parseClusterArgs(rest);
     if (!options) process.stdout.write(CLUSTER_USAGE);

@@ -14,6 +14,7 @@ import { ClusterOverviewSource } from './cluster-overview.ts';
 import type { NodeConfig } from './config.ts';
 import { ConfigError, PeerkvError } from './errors.ts';
 import { createHttpServer, type HttpServer, type Server } from './http/app.ts';
+import { backupRoutes } from './http/backup-routes.ts';
 import { batchRoutes } from './http/batch-routes.ts';
 import { BodyBudget } from './http/body-budget.ts';
 import { type KvService, kvRoutes } from './http/kv-routes.ts';
@@ -35,6 +36,7 @@ import { loadTls, peerConnector, serverTlsOptions, type TlsMaterial } from './se
 import { ExpirySweeper } from './store/expiry-sweeper.ts';
 import { KvStore } from './store/kv-store.ts';
 import { scrubDigest } from './store/scrub.ts';
+import { Snapshotter } from './store/snapshots.ts';
 import type { MutationResult } from './store/types.ts';
 import { WriteQueue } from './store/write-queue.ts';
 import { type Peer, peerStatus, Supervisor } from './supervisor.ts';
@@ -55,6 +57,7 @@ export class PeerkvNode {
   readonly supervisor: Supervisor;
   readonly sweeper: ExpirySweeper;
   readonly watchers: WatchHub;
+  readonly snapshots: Snapshotter;
   readonly #http: HttpServer;
   readonly #log: Logger;
   readonly #config: NodeConfig;
@@ -130,6 +133,13 @@ export class PeerkvNode {
       catchUpMs: limits.sweepCatchUpMs,
       entriesMax: limits.sweepEntriesMax,
       log: log.child({ component: 'expiry' }),
+    });
+    this.snapshots = new Snapshotter(this.store, {
+      dataDir: config.dataDir,
+      pagesPerStep: limits.backupPagesPerStep,
+      retryAfterSeconds: limits.backupRetryAfterSeconds,
+      wallMs: this.#wallMs,
+      log: log.child({ component: 'backup' }),
     });
     this.pool = createStorePool(undefined, (kind, ms) => metrics.observePoolTask(kind, ms / 1000));
     this.peers = [];
@@ -222,6 +232,11 @@ export class PeerkvNode {
       }),
       ...operatorRoutes({ overview: () => overview.overview() }),
       ...memberRoutes(this.members.service(), bodyBudget),
+      ...backupRoutes(this.snapshots, {
+        chunkBytes: limits.backupChunkBytes,
+        idleMs: config.requestTimeoutMs,
+        log: log.child({ component: 'backup' }),
+      }),
     ];
     this.#http = createHttpServer(routes, log.child({ component: 'http' }), {
       connectionsMax: config.connectionsMax,
@@ -238,6 +253,7 @@ export class PeerkvNode {
   static async start(config: NodeConfig, log: Logger): Promise<PeerkvNode> {
     const node = new PeerkvNode(config, log);
     try {
+      await node.snapshots.removeLeftovers();
       await node.#listen();
     } catch (error) {
       await node.pool.close();
@@ -273,6 +289,7 @@ export class PeerkvNode {
   async stop(): Promise<void> {
     this.#stopping = true;
     this.#log.info('node stopping');
+    this.snapshots.abort();
     this.watchers.closeAll();
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     this.#server.closeIdleConnections();
@@ -287,6 +304,7 @@ export class PeerkvNode {
     for (const peer of this.peers) peer.sender.stop();
     await Promise.all(this.peers.map((peer) => peer.client.close()));
     await this.pool.close();
+    await this.snapshots.close();
     this.store.close();
     this.#log.info('node stopped');
   }

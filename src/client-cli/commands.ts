@@ -1,6 +1,6 @@
 /**
  * The client commands of the `peerkv` bin, on `peerkv/client`: get, put,
- * del, ls, status, load, dump. Each returns its exit code; a usage mistake
+ * del, ls, status, load, dump, backup. Each returns its exit code; a usage mistake
  * throws a ConfigError (exit 2), a failed call a PeerkvClientError, which
  * `runClientCommand` prints as one line (exit 1).
  */
@@ -8,6 +8,7 @@ import { createClient, type PeerkvClient } from '../client/client.ts';
 import { PeerkvClientError, PeerkvResponseError } from '../client/errors.ts';
 import type { Entry, JsonValue, MemberChange } from '../client/types.ts';
 import { ConfigError } from '../errors.ts';
+import { backupCommand } from './backup-command.ts';
 import { type BulkIo, dump, load } from './bulk.ts';
 import { formatStatus, formatValue, table } from './format.ts';
 import { type CommandOptions, parseCommand } from './options.ts';
@@ -34,6 +35,7 @@ const COMMANDS: Record<string, Command> = {
   load: loadCommand,
   dump: dumpCommand,
   member: memberCommand,
+  backup: backupCommand,
 };
 
 /** Runs `peerkv <command> ...argv`; resolves with the exit code. */

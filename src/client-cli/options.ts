@@ -19,15 +19,28 @@ export interface CommandOptions {
   readonly after: string | undefined;
   readonly limit: number | undefined;
   readonly concurrency: number | undefined;
+  /** `backup --out FILE`: where the copy goes (else stdout). */
+  readonly out: string | undefined;
 }
 
 const NODE_DEFAULT = 'http://127.0.0.1:8001';
-const STRING_FLAGS = ['node', 'token', 'ca', 'timeout', 'prefix', 'after', 'limit', 'concurrency'];
+const STRING_FLAGS = [
+  'node',
+  'token',
+  'ca',
+  'timeout',
+  'prefix',
+  'after',
+  'limit',
+  'concurrency',
+  'out',
+];
 /** Which command takes which flags beyond the connection ones. */
 const COMMAND_FLAGS: Record<string, readonly string[]> = {
   ls: ['prefix', 'after', 'limit'],
   dump: ['prefix'],
   load: ['concurrency'],
+  backup: ['out'],
 };
 const CONNECTION_FLAGS = ['node', 'token', 'ca', 'timeout', 'json', 'help', 'h'];
 const POSITIONAL_COUNT: Record<string, [min: number, max: number, names: string]> = {
@@ -39,7 +52,10 @@ const POSITIONAL_COUNT: Record<string, [min: number, max: number, names: string]
   load: [1, 1, 'FILE'],
   dump: [0, 0, ''],
   member: [1, 2, 'list | add URL | remove ID'],
+  backup: [0, 0, ''],
 };
+/** A backup waits for the node to copy its whole database before the first byte. */
+const TIMEOUT_MS_DEFAULT: Record<string, number> = { backup: 600_000 };
 const LIMIT_MAX = 1_000_000;
 const CONCURRENCY_MAX = 256;
 
@@ -73,7 +89,7 @@ export function parseCommand(
     nodes: parseNodes(parsed.node),
     token: single(parsed.token, 'token') ?? (env.PEERKV_TOKEN || undefined),
     ca: readCa(single(parsed.ca, 'ca')),
-    timeoutMs: parseTimeout(single(parsed.timeout, 'timeout')),
+    timeoutMs: parseTimeout(single(parsed.timeout, 'timeout'), TIMEOUT_MS_DEFAULT[command]),
     json: parsed.json === true,
     help,
     prefix: single(parsed.prefix, 'prefix'),
@@ -84,6 +100,7 @@ export function parseCommand(
       'concurrency',
       CONCURRENCY_MAX,
     ),
+    out: nonEmpty(single(parsed.out, 'out'), 'out'),
   };
 }
 
@@ -141,8 +158,13 @@ function readCa(path: string | undefined): Buffer | undefined {
   }
 }
 
-function parseTimeout(text: string | undefined): number {
-  if (text === undefined) return 10_000;
+function nonEmpty(text: string | undefined, name: string): string | undefined {
+  if (text !== undefined && text.trim() === '') throw new ConfigError(`--${name} needs a value`);
+  return text;
+}
+
+function parseTimeout(text: string | undefined, fallbackMs = 10_000): number {
+  if (text === undefined) return fallbackMs;
   const seconds = Number(text);
   if (text.trim() === '' || !Number.isFinite(seconds) || seconds <= 0 || seconds > 3_600) {
     throw new ConfigError(`--timeout must be a number of seconds from 0 to 3600, got "${text}"`);

@@ -51,6 +51,19 @@ route), N requests in flight at once (default 4); a key that appears again
 waits for its earlier write, so the last line for a key wins. A progress bar
 shows on a terminal (stderr), none when piped.
 ${COMMON}`,
+  backup: `Usage: peerkv backup > FILE.db
+       peerkv backup --out FILE.db
+
+A consistent copy of one node's SQLite database (GET /backup, permission
+admin), taken while the node keeps serving writes; restore it with
+"peerkv restore FILE.db --data-dir DIR". With --out the copy is written to
+FILE.db.partial and renamed once it is complete and on disk; a copy cut
+short fails (exit 1) and leaves no FILE.db. With several --node, the first
+that can send one does (a node already sending a backup answers 503).
+A summary goes to stderr (JSON with --json; on stdout with --out).
+--timeout here is how long the node may take to make its copy before the
+first byte, and the longest pause after (default 600).
+${COMMON}`,
   dump: `Usage: peerkv dump [--prefix P] > FILE.jsonl
 
 Writes every live entry (under P) as one JSON line {"key","value","version"},

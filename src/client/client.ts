@@ -7,15 +7,16 @@
  * Every call takes an AbortSignal.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { type BackupOptions, type BackupResult, downloadBackup } from './backup.ts';
 import {
   type AttemptRecord,
   PeerkvAbortError,
   PeerkvArgumentError,
   PeerkvBadAnswerError,
   PeerkvClientError,
-  PeerkvResponseError,
   PeerkvTimeoutError,
   PeerkvUnavailableError,
+  responseError,
 } from './errors.ts';
 import { backoffDelayMs, isRetryableStatus, nodeOrder, retryAfterMs } from './failover.ts';
 import { type Answer, type Exchange, Transport } from './transport.ts';
@@ -214,6 +215,27 @@ export class PeerkvClient {
     return expectShape<MemberChange>(answer!.json, ['removed', 'members']);
   }
 
+  /**
+   * `GET /backup` (admin): a consistent copy of one node's SQLite database,
+   * written to `destination` as it arrives. The nodes are tried in turn until
+   * one starts sending; a copy cut short throws CLIENT_BACKUP_INCOMPLETE.
+   */
+  async backup(
+    destination: NodeJS.WritableStream,
+    options: BackupOptions = {},
+  ): Promise<BackupResult> {
+    if (this.#closed) throw new PeerkvClientError('CLIENT_CLOSED', 'the client is closed');
+    const { index, result } = await downloadBackup(
+      this.#transport,
+      this.nodes,
+      this.#preferred,
+      destination,
+      options,
+    );
+    this.#preferred = index;
+    return result;
+  }
+
   /** Closes the connections; later calls fail with CLIENT_CLOSED. */
   async close(): Promise<void> {
     if (this.#closed) return;
@@ -339,17 +361,6 @@ function encodeKey(key: string): string {
   }
   if (!key.isWellFormed()) throw new PeerkvArgumentError('key is not valid Unicode');
   return encodeURIComponent(key);
-}
-
-function responseError(
-  node: string,
-  answer: Answer,
-  attempts: AttemptRecord[],
-): PeerkvResponseError {
-  const body = answer.json as { error?: unknown; code?: unknown } | null;
-  const code = typeof body?.code === 'string' ? body.code : `HTTP_${answer.status}`;
-  const message = typeof body?.error === 'string' ? body.error : `answered ${answer.status}`;
-  return new PeerkvResponseError(node, answer.status, code, message, { attempts });
 }
 
 function expectShape<T>(json: unknown, fields: readonly string[]): T {

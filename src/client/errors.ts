@@ -49,6 +49,18 @@ export class PeerkvResponseError extends PeerkvClientError {
   }
 }
 
+/** A node's error answer (`{"error","code"}`, or just a status) as a PeerkvResponseError. */
+export function responseError(
+  node: string,
+  answer: { readonly status: number; readonly json: unknown },
+  attempts: readonly AttemptRecord[],
+): PeerkvResponseError {
+  const body = answer.json as { error?: unknown; code?: unknown } | null;
+  const code = typeof body?.code === 'string' ? body.code : `HTTP_${answer.status}`;
+  const message = typeof body?.error === 'string' ? body.error : `answered ${answer.status}`;
+  return new PeerkvResponseError(node, answer.status, code, message, { attempts });
+}
+
 /** No node could be reached (refused, reset, TLS failure, every one overloaded). */
 export class PeerkvUnavailableError extends PeerkvClientError {
   constructor(message: string, options: { cause?: unknown; attempts: readonly AttemptRecord[] }) {

@@ -1,4 +1,5 @@
 /** `peerkv/client`: a typed client for peerkv nodes, with failover across them. */
+export type { BackupOptions, BackupResult } from './backup.ts';
 export { type CallOptions, type ClientOptions, createClient, PeerkvClient } from './client.ts';
 export {
   type AttemptRecord,

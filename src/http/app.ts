@@ -120,8 +120,9 @@ export function createHttpServer(routes: Route[], log: Logger, options: ServerOp
   server.on('request', (req: Request, res: Response) => {
     const socket = req.socket;
     // A server-sent event stream (GET /watch) is long-lived by design and keeps its own bounds
-    // (heartbeats, the watcher limit): neither the inactivity nor the exchange deadline applies.
-    if (isEventStream(req, res)) {
+    // (heartbeats, the watcher limit), and so is GET /backup (one at a time, silent while the
+    // copy is taken, then its own inactivity bound): neither deadline here applies to them.
+    if (isEventStream(req, res) || isBackup(req)) {
       socket.setTimeout(0);
       return;
     }
@@ -174,6 +175,10 @@ export function createHttpServer(routes: Route[], log: Logger, options: ServerOp
 function isEventStream(req: Request, res: Response): boolean {
   const type = String(res.getHeader('content-type') ?? '');
   return type.startsWith('text/event-stream') || /^\/watch(\?|$)/.test(req.url ?? '');
+}
+
+function isBackup(req: Request): boolean {
+  return /^\/backup(\?|$)/.test(req.url ?? '');
 }
 
 /** Slots kept for peers: a quarter of the bound, at most peerConnectionSlotsMax. */
