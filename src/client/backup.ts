@@ -7,10 +7,16 @@
  * node: a copy cut short, or shorter than its Content-Length, throws
  * CLIENT_BACKUP_INCOMPLETE, and an answer that does not start like a SQLite
  * file throws CLIENT_BAD_ANSWER.
+ *
+ * This one call goes over node:http(s), not undici: undici 7.30's HTTP/1
+ * parser throws an uncatchable assertion (`assert(!this.paused)`) when the
+ * server closes the socket while a body is held back by a slow consumer
+ * (nodejs/undici#5360, fixed upstream by #5474), and a backup streamed into
+ * a disk or a pipe is exactly that consumer.
  */
-
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { pipeline } from 'node:stream/promises';
-import type { Dispatcher } from 'undici';
 import {
   type AttemptRecord,
   PeerkvAbortError,
@@ -20,7 +26,13 @@ import {
   responseError,
 } from './errors.ts';
 import { isRetryableStatus, nodeOrder } from './failover.ts';
-import type { Transport } from './transport.ts';
+
+/** How the client reaches a node: its token, the CA it trusts, its user agent. */
+export interface BackupConnection {
+  readonly token: string | undefined;
+  readonly ca: string | Uint8Array | undefined;
+  readonly userAgent: string;
+}
 
 export interface BackupOptions {
   readonly signal?: AbortSignal;
@@ -44,9 +56,11 @@ export interface BackupResult {
 const TIMEOUT_MS_DEFAULT = 600_000;
 const SQLITE_MAGIC = Buffer.from('SQLite format 3\u0000', 'latin1');
 const BACKUP_ACCEPT = 'application/vnd.sqlite3, application/json';
+/** An error answer is a small JSON body: read this much of it at most. */
+const ERROR_BYTES_MAX = 64 * 1024;
 
 export async function downloadBackup(
-  transport: Transport,
+  connection: BackupConnection,
   nodes: readonly string[],
   start: number,
   destination: NodeJS.WritableStream,
@@ -60,17 +74,16 @@ export async function downloadBackup(
   for (const [position, index] of order.entries()) {
     const node = nodes[index]!;
     const last = position === order.length - 1;
-    let response: Dispatcher.ResponseData;
+    let response: IncomingMessage;
     try {
-      const exchange = { method: 'GET', path: '/backup' } as const;
-      response = await transport.open(node, exchange, signal, timeoutMs, BACKUP_ACCEPT);
+      response = await openBackup(node, connection, timeoutMs, signal);
     } catch (error) {
       if (signal.aborted) throw new PeerkvAbortError(signal.reason, { attempts });
       attempts.push({ node, error: describe(error), code: errorCode(error) });
       continue;
     }
     if (response.statusCode !== 200) {
-      const error = responseError(node, await transport.read(node, response), attempts);
+      const error = responseError(node, await readError(node, response), attempts);
       if (!isRetryableStatus(error.status) || last) throw error;
       attempts.push({ node, error: error.message, code: error.code, status: error.status });
       continue;
@@ -84,9 +97,66 @@ export async function downloadBackup(
   );
 }
 
+/** Sends GET /backup; resolves with the answer once its headers are in, its body unread. */
+function openBackup(
+  node: string,
+  connection: BackupConnection,
+  timeoutMs: number,
+  signal: AbortSignal,
+): Promise<IncomingMessage> {
+  const url = new URL('/backup', node);
+  const headers: Record<string, string> = {
+    accept: BACKUP_ACCEPT,
+    'user-agent': connection.userAgent,
+  };
+  if (connection.token !== undefined) headers.authorization = `Bearer ${connection.token}`;
+  const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+  const tls = connection.ca === undefined ? {} : { ca: caText(connection.ca) };
+  return new Promise((resolve, reject) => {
+    const request = send(url, { method: 'GET', headers, signal, agent: false, ...tls }, resolve);
+    // The socket's inactivity bound: the wait for the copy, then every pause of the body.
+    request.setTimeout(timeoutMs, () =>
+      request.destroy(new Error(`no data from ${node} for ${timeoutMs} ms`)),
+    );
+    // Before the answer this rejects; after it, the body stream carries the error.
+    request.once('error', reject);
+    request.end();
+  });
+}
+
+/** An error answer's JSON body (bounded). */
+async function readError(
+  node: string,
+  response: IncomingMessage,
+): Promise<{ status: number; json: unknown }> {
+  const chunks: Buffer[] = [];
+  let bytes = 0;
+  for await (const chunk of response) {
+    bytes += (chunk as Buffer).length;
+    if (bytes > ERROR_BYTES_MAX) {
+      response.destroy();
+      throw new PeerkvBadAnswerError(`${node} answered ${response.statusCode} with a huge body`);
+    }
+    chunks.push(chunk as Buffer);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  try {
+    return { status: response.statusCode ?? 0, json: text === '' ? null : JSON.parse(text) };
+  } catch (cause) {
+    throw new PeerkvBadAnswerError(
+      `${node} answered ${response.statusCode} with a body that is not JSON`,
+      { cause },
+    );
+  }
+}
+
+function caText(ca: string | Uint8Array): string | Buffer {
+  return typeof ca === 'string' ? ca : Buffer.from(ca);
+}
+
 async function receive(
   node: string,
-  response: Dispatcher.ResponseData,
+  response: IncomingMessage,
   destination: NodeJS.WritableStream,
   options: BackupOptions,
   signal: AbortSignal,
@@ -94,7 +164,7 @@ async function receive(
   const headers = response.headers;
   const type = String(headers['content-type'] ?? '');
   if (!type.startsWith('application/vnd.sqlite3')) {
-    response.body.destroy();
+    response.destroy();
     throw new PeerkvBadAnswerError(`${node} answered a backup as ${type || 'no content type'}`);
   }
   const expected = Number(headers['content-length']);
@@ -107,7 +177,7 @@ async function receive(
     }
   };
   try {
-    await pipeline(response.body, counted, destination, { end: options.end ?? true, signal });
+    await pipeline(response, counted, destination, { end: options.end ?? true, signal });
   } catch (error) {
     if (signal.aborted) throw new PeerkvAbortError(signal.reason);
     if (error instanceof PeerkvClientError) throw error;

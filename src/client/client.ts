@@ -7,7 +7,12 @@
  * Every call takes an AbortSignal.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type BackupOptions, type BackupResult, downloadBackup } from './backup.ts';
+import {
+  type BackupConnection,
+  type BackupOptions,
+  type BackupResult,
+  downloadBackup,
+} from './backup.ts';
 import {
   type AttemptRecord,
   PeerkvAbortError,
@@ -76,6 +81,7 @@ export class PeerkvClient {
   readonly nodes: readonly string[];
   readonly #settings: Settings;
   readonly #transport: Transport;
+  readonly #connection: BackupConnection;
   /** Index of the node that answered last: the next call starts there. */
   #preferred = 0;
   #closed = false;
@@ -112,6 +118,7 @@ export class PeerkvClient {
       responseBytesMax: this.#settings.responseBytesMax,
       userAgent: USER_AGENT,
     });
+    this.#connection = { token: options.token, ca: options.ca, userAgent: USER_AGENT };
   }
 
   /** The entry, or undefined when the key does not exist (or was deleted). */
@@ -226,7 +233,7 @@ export class PeerkvClient {
   ): Promise<BackupResult> {
     if (this.#closed) throw new PeerkvClientError('CLIENT_CLOSED', 'the client is closed');
     const { index, result } = await downloadBackup(
-      this.#transport,
+      this.#connection,
       this.nodes,
       this.#preferred,
       destination,

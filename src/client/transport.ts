@@ -45,26 +45,13 @@ export class Transport {
     signal: AbortSignal,
     timeoutMs: number,
   ): Promise<Answer> {
-    const response = await this.open(node, exchange, signal, timeoutMs, 'application/json');
-    return this.read(node, response);
-  }
-
-  /**
-   * Sends one request and hands back the answer with its body unread, for a
-   * body that is streamed rather than parsed (GET /backup). `timeoutMs` bounds
-   * the wait for the headers and each pause in the body.
-   */
-  open(
-    node: string,
-    exchange: Exchange,
-    signal: AbortSignal,
-    timeoutMs: number,
-    accept: string,
-  ): Promise<Dispatcher.ResponseData> {
-    const headers: Record<string, string> = { accept, 'user-agent': this.#options.userAgent };
+    const headers: Record<string, string> = {
+      accept: 'application/json',
+      'user-agent': this.#options.userAgent,
+    };
     if (this.#options.token !== undefined) headers.authorization = `Bearer ${this.#options.token}`;
     if (exchange.body !== undefined) headers['content-type'] = 'application/json';
-    return request(`${node}${exchange.path}`, {
+    const response = await request(`${node}${exchange.path}`, {
       dispatcher: this.#agent,
       method: exchange.method,
       headers,
@@ -73,10 +60,6 @@ export class Transport {
       headersTimeout: timeoutMs,
       bodyTimeout: timeoutMs,
     });
-  }
-
-  /** Reads an answer's body (up to responseBytesMax) and parses it as JSON. */
-  async read(node: string, response: Dispatcher.ResponseData): Promise<Answer> {
     const text = await this.#readBounded(response.body);
     let json: unknown;
     try {

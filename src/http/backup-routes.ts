@@ -102,7 +102,5 @@ function backupHeaders(copy: BackupCopy): Record<string, string> {
     'Cache-Control': 'no-store',
     'X-Peerkv-Node-Id': copy.nodeId,
     'X-Peerkv-Backup-Seq': String(copy.seq),
-    // One backup per connection: the socket's own deadlines were set aside for it.
-    Connection: 'close',
   };
 }
