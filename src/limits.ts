@@ -88,12 +88,10 @@ export const limits = {
   /** How long shutdown waits for in-flight requests before closing their connections. */
   shutdownGraceMs: 5_000,
   /**
-   * GET /backup: database pages copied per step of SQLite's backup (4 MiB of
-   * 4 KiB pages; the event loop runs between steps), the chunk size the copy
-   * is streamed in, and the Retry-After of a second backup while one runs
-   * (one at a time: each holds a copy of the database on disk until sent).
+   * GET /backup: the chunk size the copy is streamed in, and the Retry-After
+   * of a second backup while one runs (one at a time: each holds a copy of
+   * the database on disk until it is sent).
    */
-  backupPagesPerStep: 1_024,
   backupChunkBytes: 1 * MiB,
   backupRetryAfterSeconds: 10,
 } as const;

@@ -33,6 +33,7 @@ import { PeerSender } from './replication/peer-sender.ts';
 import { Authorizer } from './security/authorizer.ts';
 import { loadSecurity } from './security/load-security.ts';
 import { loadTls, peerConnector, serverTlsOptions, type TlsMaterial } from './security/tls.ts';
+import { copyInWorker } from './store/copy-in-worker.ts';
 import { ExpirySweeper } from './store/expiry-sweeper.ts';
 import { KvStore } from './store/kv-store.ts';
 import { scrubDigest } from './store/scrub.ts';
@@ -134,9 +135,8 @@ export class PeerkvNode {
       entriesMax: limits.sweepEntriesMax,
       log: log.child({ component: 'expiry' }),
     });
-    this.snapshots = new Snapshotter(this.store, {
+    this.snapshots = new Snapshotter(copyInWorker(this.store.dbPath), {
       dataDir: config.dataDir,
-      pagesPerStep: limits.backupPagesPerStep,
       retryAfterSeconds: limits.backupRetryAfterSeconds,
       wallMs: this.#wallMs,
       log: log.child({ component: 'backup' }),

@@ -230,30 +230,6 @@ export class KvStore {
     this.digest.setBucket(bucket, sum, count);
   }
 
-  /**
-   * Copies the database to `path` with SQLite's online backup, in steps of
-   * `pagesPerStep` with the event loop free between them. It runs on this
-   * (the only writing) connection, so what commits meanwhile is carried into
-   * the copy as it is written, and the copy is the database as it stands when
-   * the last step ends. `aborted` is asked between steps: true stops the copy
-   * (the promise rejects with `abortError`; the caller removes the file).
-   */
-  async backupTo(
-    path: string,
-    pagesPerStep: number,
-    aborted: () => boolean,
-    abortError: () => Error,
-  ): Promise<{ totalPages: number }> {
-    assert.ok(Number.isInteger(pagesPerStep) && pagesPerStep > 0, 'pages per step is positive');
-    const result = await this.#db.backup(path, {
-      progress: () => {
-        if (aborted()) throw abortError();
-        return pagesPerStep;
-      },
-    });
-    return { totalPages: result.totalPages };
-  }
-
   close(): void {
     if (this.#db.open) this.#db.close();
   }

@@ -1,20 +1,20 @@
 /**
  * Backups of a running node (GET /backup): one at a time, each an online
  * copy of the database taken with SQLite's backup API into a temp file of the
- * data dir while the node keeps serving writes. The finished copy is made a
- * self-contained single file (rollback journal, nothing pending), opened for
- * reading and unlinked at once: it takes disk space only while it is being
- * sent, and nothing is left behind whether the client reads it to the end,
- * goes away, or the process dies (a file a crash left mid-copy is removed at
- * the next start, see `removeLeftovers`).
+ * data dir while the node keeps serving writes (the copy itself runs in a
+ * worker thread, see src/store/copy-in-worker.ts). The finished copy is
+ * opened for reading and unlinked at once: it takes disk space only while it
+ * is being sent, and nothing is left behind whether the client reads it to
+ * the end, goes away, or the process dies (a file a crash left mid-copy is
+ * removed at the next start, see `removeLeftovers`).
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { type FileHandle, open, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { isStorageFull, PeerkvError, storageFull } from '../errors.ts';
+import type { CopyDatabase, CopyJob } from './copy-in-worker.ts';
 import { DATABASE_FILE } from './open-database.ts';
 
 export interface Snapshot {
@@ -29,19 +29,8 @@ export interface Snapshot {
   release(): Promise<void>;
 }
 
-/** What a snapshot is taken from: the store's online backup (KvStore.backupTo). */
-export interface SnapshotSource {
-  backupTo(
-    path: string,
-    pagesPerStep: number,
-    aborted: () => boolean,
-    abortError: () => Error,
-  ): Promise<{ totalPages: number }>;
-}
-
 export interface SnapshotterOptions {
   readonly dataDir: string;
-  readonly pagesPerStep: number;
   readonly retryAfterSeconds: number;
   readonly wallMs: () => number;
   readonly log: Logger;
@@ -64,15 +53,17 @@ export async function removeTempFile(path: string): Promise<void> {
 }
 
 export class Snapshotter {
-  readonly #source: SnapshotSource;
+  readonly #copyDatabase: CopyDatabase;
   readonly #options: SnapshotterOptions;
   /** Settles when the backup in progress (taking or sending) is released; null when none. */
   #current: Promise<void> | null = null;
+  /** The copy being made, if one is. */
+  #job: CopyJob | null = null;
   #closed = false;
 
-  constructor(source: SnapshotSource, options: SnapshotterOptions) {
-    assert.ok(options.pagesPerStep > 0 && options.retryAfterSeconds > 0, 'positive bounds');
-    this.#source = source;
+  constructor(copyDatabase: CopyDatabase, options: SnapshotterOptions) {
+    assert.ok(options.retryAfterSeconds > 0, 'a positive Retry-After');
+    this.#copyDatabase = copyDatabase;
     this.#options = options;
   }
 
@@ -94,7 +85,7 @@ export class Snapshotter {
   /**
    * Takes a copy of the database. Refused with BACKUP_RUNNING (503, Retry-After)
    * while another backup is being taken or sent. `signal` (the client went
-   * away) stops the copy between steps; the temp file is removed either way.
+   * away) stops the copy; the temp file is removed either way.
    */
   async take(signal: AbortSignal): Promise<Snapshot> {
     if (this.#closed) throw new PeerkvError('SHUTTING_DOWN', 'node is shutting down');
@@ -124,6 +115,7 @@ export class Snapshotter {
   /** Refuses new backups and stops one being copied; `close` then waits for it. */
   abort(): void {
     this.#closed = true;
+    void this.#job?.cancel();
   }
 
   /** Waits until the backup in progress (if any) has been released. */
@@ -135,28 +127,34 @@ export class Snapshotter {
   async #copy(signal: AbortSignal, done: () => void): Promise<Snapshot> {
     const path = join(this.#options.dataDir, tempFileName('backup'));
     const startedMonoMs = performance.now();
+    const job = this.#copyDatabase(path);
+    this.#job = job;
+    const cancel = (): void => void job.cancel();
+    signal.addEventListener('abort', cancel, { once: true });
     let file: FileHandle | undefined;
     try {
-      const { totalPages } = await this.#source.backupTo(
-        path,
-        this.#options.pagesPerStep,
-        () => signal.aborted || this.#closed,
-        () =>
-          this.#closed
-            ? new PeerkvError('SHUTTING_DOWN', 'node is shutting down')
-            : new Error('backup abandoned: the client went away', { cause: signal.reason }),
-      );
-      const facts = sealCopy(path);
+      const facts = await job.done;
+      if (this.#closed || signal.aborted) throw new Error('backup abandoned');
       file = await open(path, 'r');
       const bytes = (await file.stat()).size;
       const copyMs = Math.round(performance.now() - startedMonoMs);
-      this.#options.log.info({ bytes, pages: totalPages, seq: facts.seq, copyMs }, 'backup taken');
+      this.#options.log.info(
+        { bytes, pages: facts.totalPages, seq: facts.seq, copyMs },
+        'backup taken',
+      );
       return this.#snapshot(file, bytes, facts, done);
     } catch (error) {
       await file?.close();
+      // The worker must be gone before its files are: it could write them again.
+      await job.cancel();
+      if (this.#closed) throw new PeerkvError('SHUTTING_DOWN', 'node is shutting down');
+      if (signal.aborted)
+        throw new Error('backup abandoned: the client went away', { cause: error });
       if (isStorageFull(error)) throw storageFull(error);
       throw error;
     } finally {
+      signal.removeEventListener('abort', cancel);
+      this.#job = null;
       // Open or not, the name goes: an open copy lives on until its handle is closed.
       await removeTempFile(path);
     }
@@ -185,23 +183,5 @@ export class Snapshotter {
         }
       },
     };
-  }
-}
-
-/**
- * Makes the copy one self-contained file (a WAL database's copy says "WAL" in
- * its header; opening it that way would make side files) and reads what it
- * holds: its node id and last change sequence.
- */
-function sealCopy(path: string): { nodeId: string; seq: number } {
-  const copy = new Database(path, { timeout: 0 });
-  try {
-    copy.pragma('journal_mode = DELETE');
-    const nodeId = copy.prepare("SELECT value FROM meta WHERE name = 'node_id'").pluck().get();
-    const seq = copy.prepare('SELECT max(seq) FROM kv').pluck().get();
-    assert.equal(typeof nodeId, 'string', 'a backup copy holds a node id');
-    return { nodeId: nodeId as string, seq: (seq as number | null) ?? 0 };
-  } finally {
-    copy.close();
   }
 }

@@ -1,6 +1,7 @@
 // Checks the backup and restore core without processes or sockets: the snapshotter copies a real
-// KvStore online (writes land between the copy's steps and every write committed before the copy
-// began is in it), allows one copy at a time, stops on abort and leaves no temp file; restore makes
+// KvStore online in its worker thread (the event loop keeps committing writes meanwhile, and every
+// write committed before the copy began is in it), allows one copy at a time, stops on abort and
+// leaves no temp file; restore makes
 // a new node (new id, no peer cursors, no issued-clock record) and refuses every bad file or data
 // dir with one clear ConfigError, leaving the dir as it was.
 import assert from 'node:assert/strict';
@@ -10,6 +11,7 @@ import { after, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import pino from 'pino';
 import { ConfigError, PeerkvError } from '../../src/errors.ts';
+import { copyInWorker } from '../../src/store/copy-in-worker.ts';
 import type { KvStore } from '../../src/store/kv-store.ts';
 import { databasePath } from '../../src/store/open-database.ts';
 import { restoreBackup } from '../../src/store/restore-backup.ts';
@@ -21,10 +23,9 @@ after(() => dirs.remove());
 
 const silent = pino({ level: 'silent' });
 
-function snapshotter(store: KvStore, dataDir: string, pagesPerStep = 1): Snapshotter {
-  return new Snapshotter(store, {
+function snapshotter(store: KvStore, dataDir: string): Snapshotter {
+  return new Snapshotter(copyInWorker(store.dbPath), {
     dataDir,
-    pagesPerStep,
     retryAfterSeconds: 7,
     wallMs: Date.now,
     log: silent,
@@ -75,7 +76,7 @@ describe('snapshotter', () => {
     const snapshot = await snapshots.take(new AbortController().signal);
     writing = false;
     await writer;
-    assert.ok(writes > 0, 'writes ran between the steps of the copy');
+    assert.ok(writes > 0, 'writes were committed while the copy was taken');
     assert.deepEqual(tempFiles(dataDir), [], 'the copy is unlinked once open');
     const file = path.join(dirs.root, 'during.db');
     const seq = snapshot.seq;
@@ -100,7 +101,7 @@ describe('snapshotter', () => {
   test('one copy at a time: a second is refused with BACKUP_RUNNING until the first is released', async () => {
     const dataDir = dirs.newDir();
     const store = filledStore(dataDir, 50);
-    const snapshots = snapshotter(store, dataDir, 64);
+    const snapshots = snapshotter(store, dataDir);
     const first = await snapshots.take(new AbortController().signal);
     await assert.rejects(snapshots.take(new AbortController().signal), (error: unknown) => {
       assert.ok(error instanceof PeerkvError);
@@ -156,10 +157,7 @@ async function makeBackup(
   const dataDir = dirs.newDir();
   const store = filledStore(dataDir, count);
   const file = path.join(dirs.root, `backup-${path.basename(dataDir)}.db`);
-  await saveSnapshot(
-    await snapshotter(store, dataDir, 64).take(new AbortController().signal),
-    file,
-  );
+  await saveSnapshot(await snapshotter(store, dataDir).take(new AbortController().signal), file);
   const result = { file, content: dumpContent(store), nodeId: store.nodeId };
   store.close();
   return result;
