@@ -69,7 +69,8 @@ async function runNode(argv: string[]): Promise<void> {
 const NEW_ID_USAGE = `Usage: peerkv new-id --data-dir <dir>
 
   Gives the (stopped) node of <dir> a fresh node id: for two data dirs that
-  share one (a copied dir, a restored backup). Its data stays; peers resync.
+  share one (a copied dir or database file; "peerkv restore" gives a restored
+  backup a new id itself). Its data stays; peers resync.
 `;
 
 async function runNewId(argv: string[]): Promise<void> {

@@ -1,6 +1,6 @@
 /**
  * `peerkv new-id --data-dir <dir>`: gives a stopped node a fresh node id, for
- * when two data dirs share one (a copied dir, a restored backup) and their
+ * when two data dirs share one (a copied dir or database file) and their
  * versions could collide. Entries keep the versions they were written with;
  * the peers see a new node, reset their cursors toward it and resync, which
  * moves only what differs.
