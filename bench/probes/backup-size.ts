@@ -4,7 +4,8 @@
  * `--keys` keys of `--value-bytes` (default 1,000,000 of 100) with POST
  * /batch, then times `peerkv backup --out` (the real CLI) while one client
  * keeps writing to the node (its PUT latency is sampled before and during
- * the backup) and the node's RSS is sampled; then times `peerkv restore` of
+ * the backup), another pings it (the event loop alone), and the node's RSS
+ * is sampled; then times `peerkv restore` of
  * the file (integrity check included) and the restored node's start until
  * /readyz (its start-up digest check). Prints one JSON line.
  *
@@ -121,15 +122,22 @@ async function load(url: string): Promise<number> {
   return performance.now() - started;
 }
 
-/** One client writing in a loop; `stop()` returns the latencies seen. */
-function writeLoop(url: string) {
+/**
+ * One client in a loop, writing (PUT: waits for a commit's fsync, so it
+ * feels the disk) or pinging (GET /ping: only the event loop); `stop()`
+ * returns the latencies seen.
+ */
+function clientLoop(url: string, kind: 'put' | 'ping') {
   const latencies: number[] = [];
   let running = true;
   let n = 0;
   const done = (async () => {
     while (running) {
-      const answer = await call(`${url}/kv/probe-${n++}`, 'PUT', '"w"');
-      if (answer.status !== 200) throw new Error(`PUT answered ${answer.status}`);
+      const answer =
+        kind === 'put'
+          ? await call(`${url}/kv/probe-${n++}`, 'PUT', '"w"')
+          : await call(`${url}/ping`);
+      if (answer.status !== 200) throw new Error(`${kind} answered ${answer.status}`);
       latencies.push(answer.ms);
     }
   })();
@@ -172,16 +180,20 @@ async function main(): Promise<void> {
     await waitStatus(`${url}/readyz`, 120_000);
     const loadMs = await load(url);
     const dbFile = join(dataDir, 'peerkv.db');
-    const quiet = writeLoop(url);
+    const quiet = clientLoop(url, 'put');
+    const quietPing = clientLoop(url, 'ping');
     await sleep(3_000);
     const quietLatencies = await quiet.stop();
+    const quietPings = await quietPing.stop();
     const rssBefore = rssBytes(node.pid!);
     let rssMax = rssBefore;
     const sampler = setInterval(() => (rssMax = Math.max(rssMax, rssBytes(node.pid!))), 50);
-    const busy = writeLoop(url);
+    const busy = clientLoop(url, 'put');
+    const busyPing = clientLoop(url, 'ping');
     const file = join(dir, 'backup.db');
     const backup = await run(['backup', '--node', url, '--out', file]);
     const busyLatencies = await busy.stop();
+    const busyPings = await busyPing.stop();
     clearInterval(sampler);
     if (backup.code !== 0) throw new Error(`backup failed: ${backup.out}`);
     const restoreDir = join(dir, 'restored');
@@ -204,11 +216,25 @@ async function main(): Promise<void> {
         backupSeconds: round(backup.ms),
         backupSummary: backup.out.trim(),
         writesDuringBackup: busyLatencies.length,
-        putMsQuiet: { p50: percentile(quietLatencies, 50), p99: percentile(quietLatencies, 99) },
+        putMsQuiet: {
+          p50: percentile(quietLatencies, 50),
+          p99: percentile(quietLatencies, 99),
+          max: percentile(quietLatencies, 100),
+        },
         putMsDuringBackup: {
           p50: percentile(busyLatencies, 50),
           p99: percentile(busyLatencies, 99),
           max: percentile(busyLatencies, 100),
+        },
+        pingMsQuiet: {
+          p50: percentile(quietPings, 50),
+          p99: percentile(quietPings, 99),
+          max: percentile(quietPings, 100),
+        },
+        pingMsDuringBackup: {
+          p50: percentile(busyPings, 50),
+          p99: percentile(busyPings, 99),
+          max: percentile(busyPings, 100),
         },
         nodeRssMiB: {
           before: Math.round(rssBefore / MiB),
