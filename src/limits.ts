@@ -162,6 +162,9 @@ export const replicationLimits = {
   resyncDeadlineMsPerRow: 0.5,
   /** Resyncs running at once on this node (one: a rebuilt node pulls its data once, not per peer). */
   resyncsConcurrentMax: 1,
+  /** A resync of at least this many entries logs its progress, at most every resyncProgressLogMs. */
+  resyncProgressEntriesMin: 10_000,
+  resyncProgressLogMs: 2_000,
 } as const;
 
 /**

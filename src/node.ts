@@ -6,7 +6,6 @@
 import { randomBytes } from 'node:crypto';
 import { statSync } from 'node:fs';
 import { type AddressInfo, isIP } from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { ClusterStatus } from './client/types.ts';
 import { HybridClock } from './clock.ts';
@@ -30,6 +29,7 @@ import { Metrics, type NodeProbe } from './metrics/metrics.ts';
 import { createStorePool, type StorePool } from './pool.ts';
 import { PeerClient } from './replication/peer-client.ts';
 import { PeerSender } from './replication/peer-sender.ts';
+import { nodeRuntime } from './runtime.ts';
 import { Authorizer } from './security/authorizer.ts';
 import { loadSecurity } from './security/load-security.ts';
 import { loadTls, peerConnector, serverTlsOptions, type TlsMaterial } from './security/tls.ts';
@@ -105,6 +105,7 @@ export class PeerkvNode {
     this.writes = new WriteQueue(this.store, {
       commitMutationsMax: limits.commitMutationsMax,
       queuedMutationsMax: limits.writeQueueMutationsMax,
+      runtime: nodeRuntime,
       onCommit: (results, mutations, commitMs) => {
         metrics.observeCommit(mutations.length, commitMs / 1000);
         this.#liveKeys.noteCommit(mutations, results, this.store.seq);
@@ -134,6 +135,7 @@ export class PeerkvNode {
       catchUpMs: limits.sweepCatchUpMs,
       entriesMax: limits.sweepEntriesMax,
       log: log.child({ component: 'expiry' }),
+      runtime: nodeRuntime,
     });
     this.snapshots = new Snapshotter(copyInWorker(this.store.dbPath), {
       dataDir: config.dataDir,
@@ -179,6 +181,7 @@ export class PeerkvNode {
       log: log.child({ component: 'supervisor' }),
       runResync: (peer, yieldToBusyPeer) => this.#resync(peer, yieldToBusyPeer),
       random: Math.random,
+      runtime: nodeRuntime,
       startupWindowMs: 3 * config.pingIntervalMs,
       admit: (peer, nodeId) => this.members.admit(peer, nodeId),
       onResyncDone: (record) =>
@@ -390,6 +393,7 @@ export class PeerkvNode {
       log: this.#log.child({ component: 'replication', peer: url }),
       wallMs: this.#wallMs,
       random: Math.random,
+      runtime: nodeRuntime,
       observeLagMs: (lagMs) => this.#metrics.observeReplicationLag(url, lagMs / 1000),
       onRefused: () => this.supervisor.noteRefused(peer),
     });
@@ -399,7 +403,7 @@ export class PeerkvNode {
       sender,
       state: 'unknown',
       nodeId: null,
-      lastSeenMs: null,
+      lastSeenWallMs: null,
       clockOffsetMs: null,
       clockHigh: 0,
       rttMs: null,
@@ -408,8 +412,8 @@ export class PeerkvNode {
       valueBytesMax: null,
       resyncing: false,
       resyncWanted: null,
-      resyncWantedAtMs: 0,
-      resyncNotBeforeMs: 0,
+      resyncWantedAtMonoMs: 0,
+      resyncNotBeforeMonoMs: 0,
       resyncDeferrals: 0,
       lastResync: null,
       resyncTotals: { runs: 0, entriesSent: 0, entriesReceived: 0, bytesSent: 0, bytesReceived: 0 },
@@ -426,11 +430,11 @@ export class PeerkvNode {
         log: this.#log.child({ component: 'resync', peer: peer.url }),
         valueBytesMax: this.#config.valueBytesMax,
         localBacklog: () => peer.sender.pending,
-        sleep: (ms) => sleep(ms),
+        sleep: (ms) => nodeRuntime.sleep(ms),
         deferMs: Math.min(this.#config.pingIntervalMs, 1_000),
         timestampMax: () => this.clock.timestampMax(),
         yieldToBusyPeer,
-        monoMs: () => performance.now(),
+        monoMs: () => nodeRuntime.monoMs(),
         deadlineBaseMs: Math.max(
           replicationLimits.resyncDeadlineMinMs,
           replicationLimits.resyncDeadlineTimeouts * this.#config.timeoutMs,

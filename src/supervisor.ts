@@ -9,8 +9,9 @@
 import type { Logger } from 'pino';
 import type { PeerStatus } from './client/types.ts';
 import { replicationLimits as bounds } from './limits.ts';
-import type { PeerClient } from './replication/peer-client.ts';
 import type { PeerSender, SenderStats } from './replication/peer-sender.ts';
+import type { PeerTransport, PingAnswer } from './replication/peer-transport.ts';
+import { nodeRuntime, type Runtime, type TimerHandle } from './runtime.ts';
 import type { ResyncReport } from './sync/resync.ts';
 
 export type PeerState = 'unknown' | 'up' | 'down' | 'self';
@@ -24,11 +25,11 @@ export interface ResyncRecord extends Partial<ResyncReport> {
 
 export interface Peer {
   readonly url: string;
-  readonly client: PeerClient;
+  readonly client: PeerTransport;
   readonly sender: PeerSender;
   state: PeerState;
   nodeId: string | null;
-  lastSeenMs: number | null;
+  lastSeenWallMs: number | null;
   clockOffsetMs: number | null;
   /**
    * The highest version timestamp the peer's clock had reached at its last
@@ -44,9 +45,9 @@ export interface Peer {
   valueBytesMax: number | null;
   resyncing: boolean;
   resyncWanted: string | null;
-  /** When the wanted resync was asked for, and when it may start. */
-  resyncWantedAtMs: number;
-  resyncNotBeforeMs: number;
+  /** When the wanted resync was asked for, and when it may start (monotonic clock). */
+  resyncWantedAtMonoMs: number;
+  resyncNotBeforeMonoMs: number;
   /** Resyncs in a row that yielded to the peer being busy (bounded). */
   resyncDeferrals: number;
   lastResync: ResyncRecord | null;
@@ -82,28 +83,34 @@ export interface SupervisorDeps {
   readonly onResyncDone?: (record: ResyncRecord) => void;
   /** Whether a peer that answered as `nodeId` may replicate (false: a removed member). */
   readonly admit?: (peer: Peer, nodeId: string) => boolean;
+  /** Monotonic clock and timers (default: Node's); the simulator passes virtual ones. */
+  readonly runtime?: Runtime;
 }
 
 export class Supervisor {
   readonly #deps: SupervisorDeps;
-  #timer: NodeJS.Timeout | undefined;
+  readonly #runtime: Runtime;
+  #timer: TimerHandle | undefined;
   #ticks = 0;
   #stopped = false;
   #ticking: Promise<void> = Promise.resolve();
   #resyncsRunning = 0;
   #clockAhead = false;
-  readonly #startedMs = performance.now();
-  #lastAntiEntropyMs = performance.now();
+  readonly #startedMonoMs: number;
+  #lastAntiEntropyMonoMs: number;
 
   constructor(deps: SupervisorDeps) {
     this.#deps = deps;
+    this.#runtime = deps.runtime ?? nodeRuntime;
+    this.#startedMonoMs = this.#runtime.monoMs();
+    this.#lastAntiEntropyMonoMs = this.#startedMonoMs;
   }
 
   start(): void {
     const loop = () => {
       if (this.#stopped) return;
       this.#ticking = this.tick().finally(() => {
-        if (!this.#stopped) this.#timer = setTimeout(loop, this.#deps.pingIntervalMs);
+        if (!this.#stopped) this.#timer = this.#runtime.setTimeout(loop, this.#deps.pingIntervalMs);
       });
     };
     loop();
@@ -111,7 +118,7 @@ export class Supervisor {
 
   async stop(): Promise<void> {
     this.#stopped = true;
-    clearTimeout(this.#timer);
+    this.#runtime.clearTimeout(this.#timer);
     await this.#ticking;
   }
 
@@ -119,9 +126,9 @@ export class Supervisor {
   async tick(): Promise<void> {
     this.#ticks += 1;
     this.#checkOwnClock();
-    const now = performance.now();
-    const antiEntropy = now - this.#lastAntiEntropyMs >= this.#deps.antiEntropyIntervalMs;
-    if (antiEntropy) this.#lastAntiEntropyMs = now;
+    const now = this.#runtime.monoMs();
+    const antiEntropy = now - this.#lastAntiEntropyMonoMs >= this.#deps.antiEntropyIntervalMs;
+    if (antiEntropy) this.#lastAntiEntropyMonoMs = now;
     await Promise.all(
       this.#deps.peers
         .filter((peer) => peer.state !== 'self')
@@ -137,9 +144,9 @@ export class Supervisor {
   noteRefused(peer: Peer): void {
     if (peer.state !== 'up') return;
     this.#want(peer, 'refused');
-    peer.resyncNotBeforeMs = Math.max(
-      peer.resyncNotBeforeMs,
-      performance.now() + 2 * this.#deps.pingIntervalMs,
+    peer.resyncNotBeforeMonoMs = Math.max(
+      peer.resyncNotBeforeMonoMs,
+      this.#runtime.monoMs() + 2 * this.#deps.pingIntervalMs,
     );
   }
 
@@ -155,16 +162,16 @@ export class Supervisor {
    */
   #want(peer: Peer, trigger: string): void {
     if (peer.resyncWanted) return;
-    const now = performance.now();
-    const recovering = now - this.#startedMs < this.#deps.startupWindowMs;
+    const now = this.#runtime.monoMs();
+    const recovering = now - this.#startedMonoMs < this.#deps.startupWindowMs;
     peer.resyncWanted = trigger;
-    peer.resyncWantedAtMs = now;
-    peer.resyncNotBeforeMs =
+    peer.resyncWantedAtMonoMs = now;
+    peer.resyncNotBeforeMonoMs =
       recovering || trigger === 'anti-entropy' ? now : now + 2 * this.#deps.pingIntervalMs;
   }
 
   async #ping(peer: Peer, antiEntropy: boolean): Promise<void> {
-    let answer: Awaited<ReturnType<PeerClient['ping']>>;
+    let answer: PingAnswer;
     try {
       answer = await peer.client.ping(this.#deps.wallMs);
     } catch (error) {
@@ -181,7 +188,7 @@ export class Supervisor {
     }
     if (this.#checkIdConflict(peer, answer.nodeId)) return;
     if (this.#deps.admit && !this.#deps.admit(peer, answer.nodeId)) return;
-    peer.lastSeenMs = this.#deps.wallMs();
+    peer.lastSeenWallMs = this.#deps.wallMs();
     peer.rttMs = answer.rttMs;
     this.#checkLimits(peer, answer.valueBytesMax);
     this.#checkClock(peer, answer.timeMs - (answer.sentAtMs + answer.rttMs / 2));
@@ -242,7 +249,7 @@ export class Supervisor {
     peer.idConflict = twin;
     if (twin) {
       peer.state = 'up';
-      peer.lastSeenMs = this.#deps.wallMs();
+      peer.lastSeenWallMs = this.#deps.wallMs();
     }
     return twin;
   }
@@ -299,8 +306,8 @@ export class Supervisor {
     const trigger = peer.resyncWanted;
     if (!trigger || peer.resyncing || peer.state !== 'up' || this.#stopped) return;
     if (this.#resyncsRunning >= bounds.resyncsConcurrentMax) return;
-    const now = performance.now();
-    if (now < peer.resyncNotBeforeMs) return;
+    const now = this.#runtime.monoMs();
+    if (now < peer.resyncNotBeforeMonoMs) return;
     // A wanted resync is never dropped on a peer's word (anyone can call
     // /sync/digest with a peer's id): it runs, and costs one digest exchange
     // when the peer already brought us level. It yields to a peer busy
@@ -308,9 +315,9 @@ export class Supervisor {
     peer.resyncWanted = null;
     peer.resyncing = true;
     this.#resyncsRunning += 1;
-    const started = performance.now();
+    const started = this.#runtime.monoMs();
     const at = new Date(this.#deps.wallMs()).toISOString();
-    const recovering = performance.now() - this.#startedMs < this.#deps.startupWindowMs;
+    const recovering = this.#runtime.monoMs() - this.#startedMonoMs < this.#deps.startupWindowMs;
     const mayYield = !recovering && peer.resyncDeferrals < bounds.resyncYieldsMax;
     this.#deps
       .runResync(peer, mayYield)
@@ -320,13 +327,13 @@ export class Supervisor {
           if (report.result === 'deferred') {
             // The peer is resyncing itself and will reach us; look again later.
             this.#want(peer, trigger);
-            peer.resyncNotBeforeMs =
-              performance.now() + this.#deps.pingIntervalMs * (1 + this.#deps.random());
+            peer.resyncNotBeforeMonoMs =
+              this.#runtime.monoMs() + this.#deps.pingIntervalMs * (1 + this.#deps.random());
           }
           peer.lastResync = {
             at,
             trigger,
-            durationMs: Math.round(performance.now() - started),
+            durationMs: Math.round(this.#runtime.monoMs() - started),
             ...report,
           };
           this.#deps.onResyncDone?.(peer.lastResync);
@@ -344,13 +351,13 @@ export class Supervisor {
           peer.lastResync = {
             at,
             trigger,
-            durationMs: Math.round(performance.now() - started),
+            durationMs: Math.round(this.#runtime.monoMs() - started),
             error: message,
           };
           this.#deps.onResyncDone?.(peer.lastResync);
           this.#want(peer, trigger);
           // Retry after a ping period, not at once: the peer may be failing for a while.
-          peer.resyncNotBeforeMs = performance.now() + this.#deps.pingIntervalMs;
+          peer.resyncNotBeforeMonoMs = this.#runtime.monoMs() + this.#deps.pingIntervalMs;
           this.#deps.log.warn(
             { peer: peer.url, trigger, err: message },
             'resync failed; will retry',
@@ -371,8 +378,8 @@ export function peerStatus(peer: Peer, now: number): PeerStatus {
     url: peer.url,
     nodeId: peer.nodeId,
     state: peer.state === 'self' ? 'unknown' : peer.state,
-    lastSeen: peer.lastSeenMs === null ? null : new Date(peer.lastSeenMs).toISOString(),
-    lastSeenAgoMs: peer.lastSeenMs === null ? null : Math.max(0, now - peer.lastSeenMs),
+    lastSeen: peer.lastSeenWallMs === null ? null : new Date(peer.lastSeenWallMs).toISOString(),
+    lastSeenAgoMs: peer.lastSeenWallMs === null ? null : Math.max(0, now - peer.lastSeenWallMs),
     rttMs: peer.rttMs === null ? null : Math.round(peer.rttMs * 10) / 10,
     clockOffsetMs: peer.clockOffsetMs,
     clockSkewed: peer.skewed,

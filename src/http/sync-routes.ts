@@ -43,26 +43,33 @@ export interface SyncRouteOptions {
   readonly bodyBudget: BodyBudget;
 }
 
-export function syncRoutes(service: SyncService, options: SyncRouteOptions): Route[] {
+/**
+ * What each peer route does, apart from HTTP: the answer's JSON text from the
+ * request's parsed body (read through `body`, so a refusal comes before a byte
+ * of it is read). The routes below wrap these; the simulator (test/sim/) calls
+ * them over its in-memory network, so both run the same validation and merge.
+ */
+export interface PeerHandlers {
+  replicate(body: () => Promise<unknown>): Promise<string>;
+  digest(from: unknown): string;
+  buckets(body: unknown): string;
+  rows(body: unknown): Promise<string>;
+  fetch(body: unknown): string;
+}
+
+export function peerHandlers(
+  service: SyncService,
+  options: Pick<SyncRouteOptions, 'valueBytesMax' | 'timestampMax'>,
+): PeerHandlers {
   const { valueBytesMax, timestampMax } = options;
-  const batchBody: BodyLimits = {
-    bytesMax: replicateBodyBytesMax(valueBytesMax),
-    budget: options.bodyBudget,
-  };
-  const smallBody: BodyLimits = {
-    bytesMax: limits.syncBodyBytesMax,
-    budget: options.bodyBudget,
-  };
   const replicateGate = { inFlight: 0 };
-  const replicate: Handler = async (req, res) => {
-    const body = await readJson(req, batchBody);
+  const replicate = async (body: unknown): Promise<string> => {
     const payload = validateReplicate(body, valueBytesMax, timestampMax());
     if (payload.kind === 'single') {
       const [result] = await service.submit([
         { kind: 'local', key: payload.key, valueJson: payload.valueJson },
       ]);
-      sendJson(res, 200, { key: payload.key, version: formatVersion(result!.version) });
-      return;
+      return JSON.stringify({ key: payload.key, version: formatVersion(result!.version) });
     }
     const from = payload.from ?? 'unknown';
     // One transaction per request: an atomic batch a peer sends in one request
@@ -72,94 +79,99 @@ export function syncRoutes(service: SyncService, options: SyncRouteOptions): Rou
       { atomic: true },
     );
     const applied = results.filter((result) => result.applied).length;
-    sendJson(res, 200, { applied, stale: results.length - applied });
+    return JSON.stringify({ applied, stale: results.length - applied });
   };
+  return {
+    replicate: async (body) => {
+      // Checked before a byte of the body is read: the room to parse and apply it.
+      if (replicateGate.inFlight >= limits.replicateConcurrentMax) {
+        throw shed('too many replication batches in flight, retry later');
+      }
+      if (service.writeRoom() < limits.replicateEntriesMax) {
+        throw shed('write queue is full, retry later');
+      }
+      replicateGate.inFlight += 1;
+      try {
+        return await replicate(await body());
+      } finally {
+        replicateGate.inFlight -= 1;
+      }
+    },
+    digest: (from) =>
+      JSON.stringify({
+        nodeId: service.nodeId,
+        root: service.digest.root(),
+        groups: service.digest.groupHashes(),
+        backlog:
+          typeof from === 'string' && NODE_ID_PATTERN.test(from) ? service.backlogFor(from) : 0,
+        resyncing: service.resyncing(),
+      }),
+    buckets: (body) => {
+      const groups = parseGroups(body);
+      const buckets: [number, number, number][] = [];
+      for (const group of groups) {
+        for (let b = group * BUCKETS_PER_GROUP; b < (group + 1) * BUCKETS_PER_GROUP; b += 1) {
+          buckets.push([b, service.digest.sums[b]!, service.digest.counts[b]!]);
+        }
+      }
+      return JSON.stringify({ buckets });
+    },
+    rows: async (body) => {
+      const rows = await service.bucketRows(parseRowsRequest(body));
+      return `{"rows":[${rows.json}],"next":${JSON.stringify(rows.next)}}`;
+    },
+    fetch: (body) => {
+      const keys = parseKeys(body, replicationLimits.fetchKeysMax);
+      // Answers a prefix of the keys that fits the byte bound; `served` says how many.
+      const parts: string[] = [];
+      let bytes = 0;
+      let served = 0;
+      for (const key of keys) {
+        if (bytes >= replicationLimits.resyncBytesPerRequest) break;
+        served += 1;
+        const entry = service.get(key);
+        if (!entry) continue;
+        const json = entryJson(entry);
+        parts.push(json);
+        bytes += Buffer.byteLength(json) + 1;
+      }
+      return `{"rows":[${parts.join(',')}],"next":null,"served":${served}}`;
+    },
+  };
+}
+
+export function syncRoutes(service: SyncService, options: SyncRouteOptions): Route[] {
+  const batchBody: BodyLimits = {
+    bytesMax: replicateBodyBytesMax(options.valueBytesMax),
+    budget: options.bodyBudget,
+  };
+  const smallBody: BodyLimits = {
+    bytesMax: limits.syncBodyBytesMax,
+    budget: options.bodyBudget,
+  };
+  const handlers = peerHandlers(service, options);
+  const route = (method: string, pattern: string, handler: Handler): Route => ({
+    method,
+    pattern,
+    permission: 'peer',
+    handler,
+  });
   return [
-    {
-      method: 'POST',
-      pattern: '/replicate',
-      permission: 'peer',
-      handler: async (req, res) => {
-        // Checked before a byte of the body is read: the room to parse and apply it.
-        if (replicateGate.inFlight >= limits.replicateConcurrentMax) {
-          throw shed('too many replication batches in flight, retry later');
-        }
-        if (service.writeRoom() < limits.replicateEntriesMax) {
-          throw shed('write queue is full, retry later');
-        }
-        replicateGate.inFlight += 1;
-        try {
-          await replicate(req, res);
-        } finally {
-          replicateGate.inFlight -= 1;
-        }
-      },
-    },
-    {
-      method: 'GET',
-      pattern: '/sync/digest',
-      permission: 'peer',
-      handler: (req, res) => {
-        const from =
-          typeof req.query.from === 'string' && NODE_ID_PATTERN.test(req.query.from)
-            ? req.query.from
-            : null;
-        sendJson(res, 200, {
-          nodeId: service.nodeId,
-          root: service.digest.root(),
-          groups: service.digest.groupHashes(),
-          backlog: from ? service.backlogFor(from) : 0,
-          resyncing: service.resyncing(),
-        });
-      },
-    },
-    {
-      method: 'POST',
-      pattern: '/sync/buckets',
-      permission: 'peer',
-      handler: async (req, res) => {
-        const groups = parseGroups(await readJson(req, smallBody));
-        const buckets: [number, number, number][] = [];
-        for (const group of groups) {
-          for (let b = group * BUCKETS_PER_GROUP; b < (group + 1) * BUCKETS_PER_GROUP; b += 1) {
-            buckets.push([b, service.digest.sums[b]!, service.digest.counts[b]!]);
-          }
-        }
-        sendJson(res, 200, { buckets });
-      },
-    },
-    {
-      method: 'POST',
-      pattern: '/sync/rows',
-      permission: 'peer',
-      handler: async (req, res) => {
-        const request = parseRowsRequest(await readJson(req, smallBody));
-        const rows = await service.bucketRows(request);
-        sendJsonText(res, 200, `{"rows":[${rows.json}],"next":${JSON.stringify(rows.next)}}`);
-      },
-    },
-    {
-      method: 'POST',
-      pattern: '/sync/fetch',
-      permission: 'peer',
-      handler: async (req, res) => {
-        const keys = parseKeys(await readJson(req, smallBody), replicationLimits.fetchKeysMax);
-        // Answers a prefix of the keys that fits the byte bound; `served` says how many.
-        const parts: string[] = [];
-        let bytes = 0;
-        let served = 0;
-        for (const key of keys) {
-          if (bytes >= replicationLimits.resyncBytesPerRequest) break;
-          served += 1;
-          const entry = service.get(key);
-          if (!entry) continue;
-          const json = entryJson(entry);
-          parts.push(json);
-          bytes += Buffer.byteLength(json) + 1;
-        }
-        sendJsonText(res, 200, `{"rows":[${parts.join(',')}],"next":null,"served":${served}}`);
-      },
-    },
+    route('POST', '/replicate', async (req, res) => {
+      sendJsonText(res, 200, await handlers.replicate(() => readJson(req, batchBody)));
+    }),
+    route('GET', '/sync/digest', (req, res) => {
+      sendJsonText(res, 200, handlers.digest(req.query.from));
+    }),
+    route('POST', '/sync/buckets', async (req, res) => {
+      sendJsonText(res, 200, handlers.buckets(await readJson(req, smallBody)));
+    }),
+    route('POST', '/sync/rows', async (req, res) => {
+      sendJsonText(res, 200, await handlers.rows(await readJson(req, smallBody)));
+    }),
+    route('POST', '/sync/fetch', async (req, res) => {
+      sendJsonText(res, 200, handlers.fetch(await readJson(req, smallBody)));
+    }),
     {
       method: 'GET',
       pattern: '/cluster',

@@ -11,7 +11,7 @@
 import type { Logger } from 'pino';
 import { PeerkvError } from '../errors.ts';
 import type { MemberService, MemberView } from '../http/member-routes.ts';
-import type { PeerClient } from '../replication/peer-client.ts';
+import type { PeerTransport } from '../replication/peer-transport.ts';
 import type { MemberRow } from '../store/types.ts';
 import type { Peer } from '../supervisor.ts';
 import { NODE_ID_PATTERN } from '../version.ts';
@@ -36,7 +36,7 @@ export interface ClusterMembersDeps {
   readonly peers: Peer[];
   readonly createPeer: (url: string) => Peer;
   /** A client for a URL that is not a peer (a join, an operator's add). */
-  readonly clientFor: (url: string) => PeerClient;
+  readonly clientFor: (url: string) => PeerTransport;
   /** Called with the URL of every peer added (the connection guard keeps slots for peers). */
   readonly onPeerUrl: (url: string) => void;
   readonly newVersion: () => string;
@@ -55,7 +55,7 @@ export class ClusterMembers {
   /** Addresses that turned out to reach a removed node (skipped while it stays removed). */
   readonly #removedAt = new Map<string, string>();
   /** Removed peers' clients, kept until they were told. */
-  readonly #leaving = new Map<string, PeerClient>();
+  readonly #leaving = new Map<string, PeerTransport>();
   #joining: string | null = null;
   #wasRemoved = false;
   #stopped = false;

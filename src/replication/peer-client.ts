@@ -8,28 +8,14 @@
 import { type buildConnector, Pool } from 'undici';
 import { peerResponseBytesMax, replicationLimits } from '../limits.ts';
 import { NODE_ID_PATTERN } from '../version.ts';
+import {
+  type PeerAnswer,
+  PeerCallError,
+  type PeerTransport,
+  type PingAnswer,
+} from './peer-transport.ts';
 
-export class PeerCallError extends Error {
-  readonly status: number | undefined;
-  constructor(message: string, options: { status?: number; cause?: unknown } = {}) {
-    super(message, { cause: options.cause });
-    this.name = 'PeerCallError';
-    this.status = options.status;
-  }
-}
-
-export interface PingAnswer {
-  readonly nodeId: string;
-  readonly timeMs: number;
-  readonly sentAtMs: number;
-  readonly rttMs: number;
-  /** The peer's --max-value-bytes (X-Peerkv-Max-Value-Bytes); null when it does not say. */
-  readonly valueBytesMax: number | null;
-  /** The answering process's nonce (X-Peerkv-Instance); null from a peer that sends none. */
-  readonly instanceId: string | null;
-  /** The highest version timestamp the peer's clock has reached (X-Peerkv-Clock); null when it does not say. */
-  readonly clockHigh: number | null;
-}
+export { PeerCallError, type PingAnswer } from './peer-transport.ts';
 
 export interface PeerClientOptions {
   readonly timeoutMs: number;
@@ -42,7 +28,7 @@ export interface PeerClientOptions {
   readonly connect?: (() => buildConnector.connector) | undefined;
 }
 
-export class PeerClient {
+export class PeerClient implements PeerTransport {
   readonly url: string;
   readonly #pool: Pool;
   readonly #options: PeerClientOptions;
@@ -69,7 +55,10 @@ export class PeerClient {
     await response.body
       .dump({ limit: replicationLimits.pingResponseBytesMax })
       .catch((cause: unknown) => {
-        throw new PeerCallError(`GET /ping answer failed: ${describe(cause)}`, { cause });
+        throw new PeerCallError(`GET /ping answer failed: ${describe(cause)}`, {
+          code: codeOf(cause),
+          cause,
+        });
       });
     if (response.statusCode < 200 || response.statusCode > 299) {
       throw new PeerCallError(`GET /ping answered ${response.statusCode}`, {
@@ -81,7 +70,9 @@ export class PeerClient {
     const nodeId = headers['x-peerkv-node-id'];
     const timeMs = Number(headers['x-peerkv-time-ms']);
     if (typeof nodeId !== 'string' || !NODE_ID_PATTERN.test(nodeId) || !Number.isFinite(timeMs)) {
-      throw new PeerCallError('ping answer carries no peerkv node id');
+      throw new PeerCallError('ping answer carries no peerkv node id', {
+        code: 'PEER_BAD_ANSWER',
+      });
     }
     const limit = Number(headers['x-peerkv-max-value-bytes']);
     const valueBytesMax = Number.isSafeInteger(limit) && limit > 0 ? limit : null;
@@ -94,15 +85,7 @@ export class PeerClient {
   }
 
   /** Calls the peer; resolves with the parsed JSON of a 2xx answer. */
-  async call(
-    method: 'GET' | 'POST',
-    path: string,
-    body?: string,
-  ): Promise<{
-    json: unknown;
-    headers: Record<string, string | string[] | undefined>;
-    bytes: number;
-  }> {
+  async call(method: 'GET' | 'POST', path: string, body?: string): Promise<PeerAnswer> {
     const response = await this.#request(method, path, body);
     const text = await this.#readBounded(response.body, method, path);
     if (response.statusCode < 200 || response.statusCode > 299) {
@@ -117,7 +100,10 @@ export class PeerClient {
     try {
       json = JSON.parse(text);
     } catch (cause) {
-      throw new PeerCallError(`${method} ${path} answered invalid JSON`, { cause });
+      throw new PeerCallError(`${method} ${path} answered invalid JSON`, {
+        code: 'PEER_BAD_ANSWER',
+        cause,
+      });
     }
     return { json, headers: response.headers, bytes: Buffer.byteLength(text) };
   }
@@ -144,7 +130,10 @@ export class PeerClient {
         signal: AbortSignal.timeout(this.#options.timeoutMs),
       });
     } catch (cause) {
-      throw new PeerCallError(`${method} ${path} failed: ${describe(cause)}`, { cause });
+      throw new PeerCallError(`${method} ${path} failed: ${describe(cause)}`, {
+        code: codeOf(cause),
+        cause,
+      });
     }
   }
 
@@ -161,16 +150,33 @@ export class PeerClient {
         bytes += chunk.length;
         if (bytes > bytesMax) {
           body.destroy();
-          throw new PeerCallError(`${method} ${path} answer exceeds ${bytesMax} bytes`);
+          throw new PeerCallError(`${method} ${path} answer exceeds ${bytesMax} bytes`, {
+            code: 'PEER_BAD_ANSWER',
+          });
         }
         chunks.push(chunk);
       }
     } catch (cause) {
       if (cause instanceof PeerCallError) throw cause;
-      throw new PeerCallError(`${method} ${path} answer failed: ${describe(cause)}`, { cause });
+      throw new PeerCallError(`${method} ${path} answer failed: ${describe(cause)}`, {
+        code: codeOf(cause),
+        cause,
+      });
     }
     return Buffer.concat(chunks, bytes).toString('utf8');
   }
+}
+
+/** A timeout (our AbortSignal.timeout, or one of undici's phase timeouts) or a broken connection. */
+function codeOf(cause: unknown): 'PEER_TIMEOUT' | 'PEER_UNREACHABLE' {
+  const name = cause instanceof Error ? cause.name : '';
+  const code = String((cause as { code?: unknown } | null)?.code ?? '');
+  const timedOut =
+    name === 'TimeoutError' ||
+    code === 'UND_ERR_CONNECT_TIMEOUT' ||
+    code === 'UND_ERR_HEADERS_TIMEOUT' ||
+    code === 'UND_ERR_BODY_TIMEOUT';
+  return timedOut ? 'PEER_TIMEOUT' : 'PEER_UNREACHABLE';
 }
 
 function describe(error: unknown): string {

@@ -13,10 +13,11 @@ import type { Logger } from 'pino';
 import { timestampToMs } from '../clock.ts';
 import { replicationLimits as bounds } from '../limits.ts';
 import type { StorePool } from '../pool.ts';
+import { nodeRuntime, type Runtime, type TimerHandle } from '../runtime.ts';
 import type { Change } from '../store/types.ts';
 import { entryJson, replicateBody } from '../store/wire.ts';
 import { LagSamples } from './lag-samples.ts';
-import type { PeerClient } from './peer-client.ts';
+import type { PeerTransport } from './peer-transport.ts';
 import { pushRefusing, type RefusedEntry } from './push-refusals.ts';
 
 export interface SenderStore {
@@ -64,10 +65,12 @@ export interface SenderStats {
 export interface SenderDeps {
   readonly store: SenderStore;
   readonly pool: StorePool;
-  readonly client: PeerClient;
+  readonly client: PeerTransport;
   readonly log: Logger;
   readonly wallMs: () => number;
   readonly random: () => number;
+  /** Timers (default: Node's); the simulator passes virtual ones. */
+  readonly runtime?: Runtime;
   /** Told the replication lag of every acknowledged batch (for metrics). */
   readonly observeLagMs?: (lagMs: number) => void;
   /** Told how many entries a peer refused (for metrics). */
@@ -76,6 +79,7 @@ export interface SenderDeps {
 
 export class PeerSender {
   readonly #deps: SenderDeps;
+  readonly #runtime: Runtime;
   readonly #lag = new LagSamples(bounds.lagSamplesMax);
   #peerNodeId: string | null;
   #cursor: number;
@@ -87,8 +91,8 @@ export class PeerSender {
   #active = false;
   #pumping = false;
   #scheduled = false;
-  #retryTimer: NodeJS.Timeout | undefined;
-  #persistTimer: NodeJS.Timeout | undefined;
+  #retryTimer: TimerHandle | undefined;
+  #persistTimer: TimerHandle | undefined;
   #backoffMs: number = bounds.backoffMsMin;
   #persistFailing = false;
   #stats = {
@@ -103,6 +107,7 @@ export class PeerSender {
 
   constructor(deps: SenderDeps) {
     this.#deps = deps;
+    this.#runtime = deps.runtime ?? nodeRuntime;
     const saved = deps.store.peerCursor(deps.client.url);
     this.#peerNodeId = saved.nodeId;
     this.#cursor = saved.cursor;
@@ -136,8 +141,11 @@ export class PeerSender {
       this.#persist();
     }
     this.#active = true;
-    this.#persistTimer ??= setInterval(() => this.#persist(), bounds.cursorPersistMs);
-    this.#persistTimer.unref();
+    this.#persistTimer ??= this.#runtime.setInterval(
+      () => this.#persist(),
+      bounds.cursorPersistMs,
+      true,
+    );
     this.notify();
     return fresh;
   }
@@ -151,7 +159,7 @@ export class PeerSender {
   notify(): void {
     if (this.#scheduled || !this.#active) return;
     this.#scheduled = true;
-    setImmediate(() => {
+    this.#runtime.setImmediate(() => {
       this.#scheduled = false;
       this.#pump().catch((error: unknown) => this.#failed(error, this.#epoch));
     });
@@ -174,8 +182,8 @@ export class PeerSender {
   /** Stops sending and writes the cursor down. */
   stop(): void {
     this.#active = false;
-    clearTimeout(this.#retryTimer);
-    clearInterval(this.#persistTimer);
+    this.#runtime.clearTimeout(this.#retryTimer);
+    this.#runtime.clearInterval(this.#persistTimer);
     this.#persistTimer = undefined;
     this.#epoch += 1;
     this.#persist();
@@ -322,9 +330,8 @@ export class PeerSender {
     this.#abandonInFlight();
     const delay = this.#backoffMs * (0.5 + this.#deps.random());
     this.#backoffMs = Math.min(bounds.backoffMsMax, this.#backoffMs * 2);
-    clearTimeout(this.#retryTimer);
-    this.#retryTimer = setTimeout(() => this.notify(), delay);
-    this.#retryTimer.unref();
+    this.#runtime.clearTimeout(this.#retryTimer);
+    this.#retryTimer = this.#runtime.setTimeout(() => this.notify(), delay, true);
   }
 
   /**

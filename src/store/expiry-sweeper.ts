@@ -8,6 +8,7 @@
  * parameters, so the loop can be driven by a test.
  */
 import type { Logger } from 'pino';
+import { nodeRuntime, type Runtime, type TimerHandle } from '../runtime.ts';
 import type { Version } from '../version.ts';
 import type { Mutation, MutationResult } from './types.ts';
 
@@ -19,17 +20,21 @@ export interface SweeperDeps {
   readonly catchUpMs: number;
   readonly entriesMax: number;
   readonly log: Logger;
+  /** Timers (default: Node's); the simulator passes virtual ones. */
+  readonly runtime?: Runtime;
 }
 
 export class ExpirySweeper {
   readonly #deps: SweeperDeps;
-  #timer: NodeJS.Timeout | undefined;
+  readonly #runtime: Runtime;
+  #timer: TimerHandle | undefined;
   #running: Promise<void> | undefined;
   #stopped = false;
   #swept = 0;
 
   constructor(deps: SweeperDeps) {
     this.#deps = deps;
+    this.#runtime = deps.runtime ?? nodeRuntime;
   }
 
   /** Values dropped since the start. */
@@ -44,7 +49,7 @@ export class ExpirySweeper {
   /** Stops the loop and waits for a round in progress. */
   async stop(): Promise<void> {
     this.#stopped = true;
-    clearTimeout(this.#timer);
+    this.#runtime.clearTimeout(this.#timer);
     await this.#running;
   }
 
@@ -62,10 +67,13 @@ export class ExpirySweeper {
 
   #schedule(delayMs: number): void {
     if (this.#stopped) return;
-    this.#timer = setTimeout(() => {
-      this.#running = this.#round();
-    }, delayMs);
-    this.#timer.unref();
+    this.#timer = this.#runtime.setTimeout(
+      () => {
+        this.#running = this.#round();
+      },
+      delayMs,
+      true,
+    );
   }
 
   async #round(): Promise<void> {

@@ -11,6 +11,7 @@
  */
 import assert from 'node:assert/strict';
 import { PeerkvError } from '../errors.ts';
+import { nodeRuntime, type Runtime } from '../runtime.ts';
 import type { AtomicGroup, Mutation, MutationResult } from './types.ts';
 
 export interface MutationApplier {
@@ -32,18 +33,20 @@ interface Job {
 export interface WriteQueueOptions {
   readonly commitMutationsMax: number;
   readonly queuedMutationsMax: number;
-  /** Called after every commit with the mutations' results (replication hook). */
   /** After each commit: its mutations, their results, and how long the transaction took. */
   readonly onCommit?: (
     results: readonly MutationResult[],
     mutations: readonly Mutation[],
     commitMs: number,
   ) => void;
+  /** Turns and the monotonic clock (default: Node's); the simulator passes virtual ones. */
+  readonly runtime?: Runtime;
 }
 
 export class WriteQueue {
   readonly #store: MutationApplier;
   readonly #options: WriteQueueOptions;
+  readonly #runtime: Runtime;
   readonly #jobs: Job[] = [];
   #queued = 0;
   #scheduled = false;
@@ -53,6 +56,7 @@ export class WriteQueue {
   constructor(store: MutationApplier, options: WriteQueueOptions) {
     this.#store = store;
     this.#options = options;
+    this.#runtime = options.runtime ?? nodeRuntime;
   }
 
   /** Mutations waiting for a transaction. */
@@ -97,7 +101,7 @@ export class WriteQueue {
   #schedule(): void {
     if (this.#scheduled) return;
     this.#scheduled = true;
-    setImmediate(() => {
+    this.#runtime.setImmediate(() => {
       this.#scheduled = false;
       this.#flush();
       if (this.#jobs.length > 0) this.#schedule();
@@ -126,7 +130,7 @@ export class WriteQueue {
       start += job.mutations.length;
     }
     let results: MutationResult[];
-    const startedMonoMs = performance.now();
+    const startedMonoMs = this.#runtime.monoMs();
     try {
       results = this.#store.applyMutations(batch, groups);
     } catch (error) {
@@ -140,6 +144,6 @@ export class WriteQueue {
       job.resolve(results.slice(offset, offset + job.mutations.length));
       offset += job.mutations.length;
     }
-    this.#options.onCommit?.(results, batch, performance.now() - startedMonoMs);
+    this.#options.onCommit?.(results, batch, this.#runtime.monoMs() - startedMonoMs);
   }
 }

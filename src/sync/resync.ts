@@ -8,7 +8,7 @@
 import type { Logger } from 'pino';
 import { replicationLimits as bounds } from '../limits.ts';
 import type { StorePool } from '../pool.ts';
-import type { PeerClient } from '../replication/peer-client.ts';
+import type { PeerTransport } from '../replication/peer-transport.ts';
 import { pushRefusing } from '../replication/push-refusals.ts';
 import { BUCKETS_PER_GROUP, type BucketDigest } from '../store/digest.ts';
 import { compareMergeOrder } from '../store/merge-order.ts';
@@ -73,7 +73,7 @@ export interface ResyncReport {
 
 export class Resync {
   readonly #deps: ResyncDeps;
-  readonly #client: PeerClient;
+  readonly #client: PeerTransport;
   readonly #peerNodeId: string;
   readonly #report = {
     entriesSent: 0,
@@ -83,10 +83,10 @@ export class Resync {
     bytesReceived: 0,
   };
   #entriesTotal = 0;
-  #lastProgressMs = 0;
+  #lastProgressMonoMs = Number.NEGATIVE_INFINITY;
   #deadlineMonoMs = Number.POSITIVE_INFINITY;
 
-  constructor(deps: ResyncDeps, client: PeerClient, peerNodeId: string) {
+  constructor(deps: ResyncDeps, client: PeerTransport, peerNodeId: string) {
     this.#deps = deps;
     this.#client = client;
     this.#peerNodeId = peerNodeId;
@@ -347,11 +347,11 @@ export class Resync {
   }
 
   #progress(final: boolean): void {
-    const now = Date.now();
-    if (!final && now - this.#lastProgressMs < 2_000) return;
-    this.#lastProgressMs = now;
+    const now = this.#deps.monoMs();
+    if (!final && now - this.#lastProgressMonoMs < bounds.resyncProgressLogMs) return;
+    this.#lastProgressMonoMs = now;
     const done = this.#report.entriesSent + this.#report.entriesReceived;
-    if (!final && this.#entriesTotal < 10_000) return;
+    if (!final && this.#entriesTotal < bounds.resyncProgressEntriesMin) return;
     this.#deps.log.info(
       {
         peer: this.#client.url,
