@@ -9,6 +9,7 @@
  * peer), so nothing is echoed back or relayed twice; what a pairwise link
  * missed in a partial partition is repaired by the digest resync.
  */
+import assert from 'node:assert/strict';
 import type { Logger } from 'pino';
 import { timestampToMs } from '../clock.ts';
 import { replicationLimits as bounds } from '../limits.ts';
@@ -114,6 +115,11 @@ export class PeerSender {
     this.#persistedCursor = saved.cursor;
     this.#persistedNodeId = saved.nodeId;
     this.#readSeq = saved.cursor;
+  }
+
+  /** Our change sequence the peer has acknowledged (everything up to it was committed there). */
+  get cursor(): number {
+    return this.#cursor;
   }
 
   get peerNodeId(): string | null {
@@ -311,7 +317,12 @@ export class PeerSender {
   }
 
   #advance(): void {
-    while (this.#inFlight[0]?.done) this.#cursor = this.#inFlight.shift()!.toSeq;
+    while (this.#inFlight[0]?.done) {
+      const toSeq = this.#inFlight.shift()!.toSeq;
+      assert.ok(toSeq >= this.#cursor, 'the cursor only moves forward');
+      assert.ok(toSeq <= this.#deps.store.seq, 'the cursor never passes the sequence');
+      this.#cursor = toSeq;
+    }
   }
 
   #abandonInFlight(): void {

@@ -107,11 +107,15 @@ function initialiseMeta(db: Database.Database): void {
   const insertBucket = db.prepare(
     'INSERT OR IGNORE INTO buckets (id, sum, count) VALUES (?, 0, 0)',
   );
+  const bucketRows = db.prepare('SELECT count(*) FROM buckets').pluck();
   db.transaction(() => {
     insert.run('schema_version', SCHEMA_VERSION);
     insert.run('node_id', randomBytes(8).toString('hex'));
     insert.run('clock', '0');
-    for (let bucket = 0; bucket < BUCKETS; bucket += 1) insertBucket.run(bucket);
+    // Every bucket has its row from the first open on; a reopen need not insert 4,096 again.
+    if (bucketRows.get() !== BUCKETS) {
+      for (let bucket = 0; bucket < BUCKETS; bucket += 1) insertBucket.run(bucket);
+    }
   })();
   const version = db.prepare("SELECT value FROM meta WHERE name = 'schema_version'").pluck().get();
   if (version !== SCHEMA_VERSION) {

@@ -39,17 +39,28 @@ export interface Violation {
 
 const DIFF_KEYS_MAX = 20;
 
-export function checkRun(history: History, final: FinalState): Violation[] {
+/** What the checks read of a history: the chaos run's History, or the simulator's. */
+export type CheckedHistory = Pick<History, 'ops' | 'incidents' | 'epochMs' | 'opsById'>;
+export type CheckedFinal = Pick<FinalState, 'converged' | 'snapshots' | 'integrity'>;
+
+/** `nowWallMs`: the wall clock the final state is judged at (the simulator's is virtual). */
+export function checkRun(
+  history: CheckedHistory,
+  final: CheckedFinal,
+  nowWallMs: number = Date.now(),
+): Violation[] {
   const violations: Violation[] = [...checkConvergence(final), ...checkIntegrity(final)];
   violations.push(...checkIncidents(history), ...checkAnswers(history.ops));
   const reference = final.snapshots.find((snap) => snap !== undefined);
-  if (reference !== undefined) violations.push(...checkFinalState(history, reference));
+  if (reference !== undefined) {
+    violations.push(...checkFinalState(history, reference, nowWallMs));
+  }
   violations.push(...checkReads(history), ...checkNodeOrder(history.ops));
   violations.push(...checkCompareAndSwap(history.ops));
   return violations;
 }
 
-function checkConvergence(final: FinalState): Violation[] {
+function checkConvergence(final: CheckedFinal): Violation[] {
   if (final.converged) return [];
   const snaps = final.snapshots;
   const hashes = snaps.map((snap, i) => `node${i}=${snap?.hash.slice(0, 12) ?? '(unreadable)'}`);
@@ -77,7 +88,7 @@ function differingKeys(snaps: readonly (NodeSnapshot | undefined)[], base: NodeS
   return [...keys].slice(0, DIFF_KEYS_MAX);
 }
 
-function checkIntegrity(final: FinalState): Violation[] {
+function checkIntegrity(final: CheckedFinal): Violation[] {
   return final.integrity.flatMap((result, node) =>
     result === 'ok'
       ? []
@@ -92,7 +103,7 @@ function checkIntegrity(final: FinalState): Violation[] {
   );
 }
 
-function checkIncidents(history: History): Violation[] {
+function checkIncidents(history: CheckedHistory): Violation[] {
   return history.incidents.map((incident) => ({
     check:
       incident.what === 'start-failed'
@@ -143,7 +154,11 @@ function writesByKey(ops: readonly OpRecord[]): Map<string, OpRecord[]> {
   return byKey;
 }
 
-function checkFinalState(history: History, snap: NodeSnapshot): Violation[] {
+function checkFinalState(
+  history: CheckedHistory,
+  snap: NodeSnapshot,
+  nowWallMs: number,
+): Violation[] {
   const byKey = writesByKey(history.ops);
   const byId = history.opsById();
   const violations: Violation[] = [];
@@ -153,7 +168,7 @@ function checkFinalState(history: History, snap: NodeSnapshot): Violation[] {
     violations.push(...checkKey(key, writes, final, byId));
     const listed = snap.listing.get(key);
     if (final?.expiresAt !== undefined) {
-      violations.push(...checkExpiring(key, final, listed));
+      violations.push(...checkExpiring(key, final, listed, nowWallMs));
       continue;
     }
     const live = final !== undefined && !final.deleted;
@@ -181,9 +196,9 @@ function checkExpiring(
   key: string,
   final: StoredEntry,
   listed: { version: string; value: unknown } | undefined,
+  nowMs: number,
 ): Violation[] {
   const expiresAt = final.expiresAt!;
-  const nowMs = Date.now();
   const problems: [CheckName, string][] = [];
   if (final.expired && expiresAt > nowMs + CLOCK_MARGIN_MS) {
     problems.push([
@@ -384,7 +399,7 @@ function sourceOf(
   return source;
 }
 
-function checkReads(history: History): Violation[] {
+function checkReads(history: CheckedHistory): Violation[] {
   const byId = history.opsById();
   const violations: Violation[] = [];
   for (const op of history.ops) {

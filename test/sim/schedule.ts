@@ -1,0 +1,144 @@
+// A simulated schedule: client operations and faults, drawn up front from the seed, each at a
+// virtual time. Ops use the chaos checker's step shape (test/chaos/schedule.ts), so its checks
+// apply unchanged: a put's value names its op, so every stored value is attributable.
+import type { OpStep } from '../chaos/schedule.ts';
+import { chance, intBetween, pick, type Rng, stream } from './prng.ts';
+
+export type SimFault =
+  | { readonly type: 'crash'; readonly node: number; readonly downMs: number }
+  | { readonly type: 'clock-jump'; readonly node: number; readonly deltaMs: number }
+  | { readonly type: 'drift'; readonly node: number; readonly ppm: number }
+  | { readonly type: 'isolate'; readonly node: number }
+  | { readonly type: 'cut'; readonly from: number; readonly to: number }
+  | { readonly type: 'split'; readonly side: readonly number[] }
+  | {
+      readonly type: 'flaky';
+      readonly from: number;
+      readonly to: number;
+      readonly dropRate: number;
+      readonly duplicateRate: number;
+    }
+  | {
+      readonly type: 'slow';
+      readonly from: number;
+      readonly to: number;
+      readonly slowMsMax: number;
+    }
+  | { readonly type: 'heal' };
+
+export interface SimFaultStep {
+  readonly kind: 'fault';
+  readonly index: number;
+  readonly atMs: number;
+  readonly fault: SimFault;
+}
+
+export type SimStep = OpStep | SimFaultStep;
+
+export interface ScheduleOptions {
+  readonly seed: number;
+  readonly nodes: number;
+  readonly durationMs: number;
+  readonly opGapMsMax: number;
+  readonly faultGapMsMax: number;
+}
+
+/** A small key space, so that writes collide: a few plain keys and two odd ones. */
+export const SIM_KEYS: readonly string[] = [
+  ...Array.from({ length: 8 }, (_, i) => `k${i}`),
+  'uni/ключ',
+  'emoji/😀',
+];
+
+/** How far a node's clock may be set off the others by jumps (the checker allows 125 s). */
+export const CLOCK_OFFSET_MS_MAX = 40_000;
+
+export function generateSchedule(options: ScheduleOptions): SimStep[] {
+  const ops = drawOps(stream(options.seed, 'ops'), options);
+  const faults = drawFaults(stream(options.seed, 'faults'), options);
+  const steps = [...ops, ...faults].sort((a, b) => a.atMs - b.atMs);
+  return steps.map((step, index) => ({ ...step, index }));
+}
+
+function drawOps(rng: Rng, options: ScheduleOptions): SimStep[] {
+  const steps: SimStep[] = [];
+  let opId = 0;
+  for (let atMs = intBetween(rng, 0, options.opGapMsMax); atMs < options.durationMs; ) {
+    const node = intBetween(rng, 0, options.nodes - 1);
+    const key = pick(rng, SIM_KEYS);
+    const roll = rng();
+    const base = { kind: 'op' as const, index: 0, atMs, opId, key, node };
+    if (roll < 0.45) {
+      steps.push({ ...base, op: 'put', value: { op: opId, w: intBetween(rng, 0, 999) } });
+    } else if (roll < 0.55) {
+      const ttlSeconds = intBetween(rng, 1, 20);
+      steps.push({ ...base, op: 'put', value: { op: opId, w: 0 }, ttlSeconds });
+    } else if (roll < 0.65) {
+      steps.push({ ...base, op: 'put', value: { op: opId, w: 1 }, conditional: true });
+    } else if (roll < 0.85) {
+      steps.push({ ...base, op: 'delete' });
+    } else steps.push({ ...base, op: 'get' });
+    opId += 1;
+    // Now and then a burst: several ops in the same millisecond.
+    atMs += chance(rng, 0.2) ? 0 : intBetween(rng, 1, options.opGapMsMax);
+  }
+  return steps;
+}
+
+function drawFaults(rng: Rng, options: ScheduleOptions): SimStep[] {
+  const steps: SimStep[] = [];
+  const n = options.nodes;
+  const other = (node: number) => (node + intBetween(rng, 1, n - 1)) % n;
+  for (let atMs = intBetween(rng, 0, options.faultGapMsMax); atMs < options.durationMs; ) {
+    const node = intBetween(rng, 0, n - 1);
+    const roll = rng();
+    let fault: SimFault;
+    if (roll < 0.22) fault = { type: 'crash', node, downMs: intBetween(rng, 0, 15_000) };
+    else if (roll < 0.32) {
+      const deltaMs = intBetween(rng, -20_000, 20_000);
+      fault = { type: 'clock-jump', node, deltaMs };
+    } else if (roll < 0.37) fault = { type: 'drift', node, ppm: intBetween(rng, -5_000, 5_000) };
+    else if (roll < 0.47) fault = { type: 'isolate', node };
+    else if (roll < 0.57) fault = { type: 'cut', from: node, to: other(node) };
+    else if (roll < 0.64) {
+      const side = Array.from({ length: n }, (_, i) => i).filter(() => chance(rng, 0.5));
+      fault = { type: 'split', side };
+    } else if (roll < 0.74) {
+      fault = {
+        type: 'flaky',
+        from: node,
+        to: other(node),
+        dropRate: intBetween(rng, 5, 50) / 100,
+        duplicateRate: intBetween(rng, 0, 30) / 100,
+      };
+    } else if (roll < 0.82) {
+      fault = { type: 'slow', from: node, to: other(node), slowMsMax: intBetween(rng, 100, 4_000) };
+    } else fault = { type: 'heal' };
+    steps.push({ kind: 'fault', index: 0, atMs, fault });
+    atMs += intBetween(rng, 1, options.faultGapMsMax);
+  }
+  return steps;
+}
+
+export function describeFault(fault: SimFault): string {
+  switch (fault.type) {
+    case 'crash':
+      return `crash n${fault.node} (restart after ${fault.downMs} ms)`;
+    case 'clock-jump':
+      return `clock of n${fault.node} jumps ${fault.deltaMs > 0 ? '+' : ''}${fault.deltaMs} ms`;
+    case 'drift':
+      return `clock of n${fault.node} drifts ${fault.ppm} ppm`;
+    case 'isolate':
+      return `isolate n${fault.node}`;
+    case 'cut':
+      return `cut n${fault.from} -> n${fault.to}`;
+    case 'split':
+      return `split {${fault.side.map((i) => `n${i}`).join(',')}} from the rest`;
+    case 'flaky':
+      return `flaky n${fault.from} -> n${fault.to} (drop ${fault.dropRate}, duplicate ${fault.duplicateRate})`;
+    case 'slow':
+      return `slow n${fault.from} -> n${fault.to} (up to +${fault.slowMsMax} ms)`;
+    case 'heal':
+      return 'heal every link';
+  }
+}

@@ -1,0 +1,397 @@
+// One simulated node: the real KvStore (SQLite in a temp dir), write queue, per-peer senders,
+// supervisor, resync and expiry sweep, wired as src/node.ts wires them, but on virtual time
+// (test/sim/virtual-time.ts), a seeded random source, its own drifting wall clock and the
+// simulated network instead of undici. A crash drops the incarnation: its timers never fire,
+// its queued writes are lost, its messages vanish; what SQLite committed stays on disk and the
+// next start reopens it.
+import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
+import Database from 'better-sqlite3';
+import type { Logger } from 'pino';
+import { HybridClock } from '../../src/clock.ts';
+import { PeerkvError } from '../../src/errors.ts';
+import { type PeerHandlers, peerHandlers, type SyncService } from '../../src/http/sync-routes.ts';
+import { createInlineStorePool } from '../../src/inline-pool.ts';
+import { limits, replicationLimits } from '../../src/limits.ts';
+import type { StorePool } from '../../src/pool.ts';
+import { PeerSender } from '../../src/replication/peer-sender.ts';
+import type { Runtime } from '../../src/runtime.ts';
+import { ExpirySweeper } from '../../src/store/expiry-sweeper.ts';
+import { KvStore } from '../../src/store/kv-store.ts';
+import { databasePath, openDatabase } from '../../src/store/open-database.ts';
+import type { Mutation, MutationResult } from '../../src/store/types.ts';
+import { WriteQueue } from '../../src/store/write-queue.ts';
+import { type Peer, Supervisor } from '../../src/supervisor.ts';
+import { Resync } from '../../src/sync/resync.ts';
+import type { Endpoint, Network } from './network.ts';
+import { type Rng, stream } from './prng.ts';
+import type { Owner, VirtualTime } from './virtual-time.ts';
+
+export interface SimConfig {
+  readonly seed: number;
+  readonly nodes: number;
+  readonly pingIntervalMs: number;
+  readonly timeoutMs: number;
+  readonly antiEntropyIntervalMs: number;
+  readonly sweepIntervalMs: number;
+  readonly valueBytesMax: number;
+  /** The wall clock every node starts from (virtual ms 0), before its own offset. */
+  readonly epochWallMs: number;
+}
+
+export interface SimContext {
+  readonly config: SimConfig;
+  readonly time: VirtualTime;
+  readonly network: Network;
+  /** A logger for one node incarnation (writes into the trace). */
+  readonly logger: (node: number) => Logger;
+  /** Told when a sender first learns its peer's id: the cursor it jumped to (see invariants). */
+  readonly onFreshPeer: (from: number, to: number, cursor: number) => void;
+  /** Where the empty database every node starts from is made (once). */
+  readonly templateDir: string;
+  /** Told of every entry this node refused from a peer (400/413): a sender skips those. */
+  readonly onRefused: (node: number, key: string, version: string) => void;
+}
+
+export function simUrl(index: number): string {
+  return `http://sim-n${index}:1`;
+}
+
+/** A node's id from its index: fixed, so versions (and the trace) replay exactly. */
+export function simNodeId(index: number): string {
+  return `00000000000000${(index + 1).toString(16).padStart(2, '0')}`;
+}
+
+/** What one start of a node holds; dropped whole on a crash. */
+export interface Incarnation {
+  readonly owner: Owner;
+  readonly runtime: Runtime;
+  readonly clock: HybridClock;
+  readonly store: KvStore;
+  readonly writes: WriteQueue;
+  readonly pool: StorePool;
+  readonly peers: Peer[];
+  readonly supervisor: Supervisor;
+  readonly sweeper: ExpirySweeper;
+  readonly handlers: PeerHandlers;
+}
+
+export class SimNode {
+  readonly index: number;
+  readonly nodeId: string;
+  readonly dataDir: string;
+  readonly #ctx: SimContext;
+  /** The node's wall clock: an offset (jumps) and a drift rate, kept across crashes. */
+  clockOffsetMs = 0;
+  driftPpm = 0;
+  #driftBaseMs = 0;
+  #run: Incarnation | null = null;
+  /** Starts so far (the first start is 1). */
+  runs = 0;
+
+  constructor(ctx: SimContext, index: number, dataDir: string) {
+    this.#ctx = ctx;
+    this.index = index;
+    this.nodeId = simNodeId(index);
+    this.dataDir = dataDir;
+  }
+
+  /** This start's process nonce (X-Peerkv-Instance): node index and start count. */
+  get instanceId(): string {
+    return `${(this.index + 1).toString(16).padStart(8, '0')}${this.runs.toString(16).padStart(8, '0')}`;
+  }
+
+  get running(): Incarnation | null {
+    return this.#run;
+  }
+
+  wallMs(): number {
+    const nowMs = this.#ctx.time.nowMs;
+    const drift = ((nowMs - this.#driftBaseMs) * this.driftPpm) / 1e6;
+    return this.#ctx.config.epochWallMs + nowMs + this.clockOffsetMs + drift;
+  }
+
+  /** Changes the drift rate from now on (what drifted so far is folded into the offset). */
+  setDrift(ppm: number): void {
+    const nowMs = this.#ctx.time.nowMs;
+    this.clockOffsetMs += ((nowMs - this.#driftBaseMs) * this.driftPpm) / 1e6;
+    this.#driftBaseMs = nowMs;
+    this.driftPpm = ppm;
+  }
+
+  start(): void {
+    if (this.#run) return;
+    if (this.runs === 0) this.#createDatabase();
+    this.runs += 1;
+    this.#run = this.#incarnation(
+      stream(this.#ctx.config.seed, `node${this.index}-run${this.runs}`),
+    );
+    this.#ctx.network.attach(this.index, this.#endpoint(this.#run));
+    this.#run.supervisor.start();
+    this.#run.sweeper.start();
+  }
+
+  /**
+   * A fresh file with this node's fixed id (a real node draws a random one), copied from an
+   * empty one made once per process: creating the schema and 4,096 buckets costs more than a
+   * whole schedule's writes.
+   */
+  #createDatabase(): void {
+    const template = emptyDatabase(this.#ctx.templateDir);
+    mkdirSync(this.dataDir, { recursive: true });
+    copyFileSync(template, databasePath(this.dataDir));
+    const db = new Database(databasePath(this.dataDir));
+    try {
+      db.prepare("UPDATE meta SET value = ? WHERE name = 'node_id'").run(this.nodeId);
+    } finally {
+      db.close();
+    }
+  }
+
+  /** Kill -9: nothing more runs; only what SQLite committed survives. */
+  crash(): void {
+    const run = this.#run;
+    if (!run) return;
+    run.owner.alive = false;
+    this.#run = null;
+    this.#ctx.network.attach(this.index, null);
+    run.store.close();
+  }
+
+  /** A client write, as the HTTP routes make it (a delete leaves a tombstone: the node has peers). */
+  async write(mutation: Mutation & { kind: 'local' }): Promise<MutationResult> {
+    const run = this.#run;
+    if (!run) throw new PeerkvError('SHUTTING_DOWN', 'node is down');
+    const [result] = await run.writes.submit([{ ...mutation, tombstoneIfAbsent: true }]);
+    return result!;
+  }
+
+  #incarnation(rng: Rng): Incarnation {
+    const { config, time } = this.#ctx;
+    const owner: Owner = { alive: true };
+    const runtime = time.runtimeFor(owner);
+    const log = this.#ctx.logger(this.index);
+    const wallMs = () => this.wallMs();
+    const peers: Peer[] = [];
+    const clock = new HybridClock(
+      wallMs,
+      0,
+      () => versionAheadMsMax(peers),
+      () => peers.reduce((high, peer) => Math.max(high, peer.clockHigh), 0),
+    );
+    const store = new KvStore(this.dataDir, 'normal', clock, log.child({ component: 'store' }));
+    const writes = new WriteQueue(store, {
+      commitMutationsMax: limits.commitMutationsMax,
+      queuedMutationsMax: limits.writeQueueMutationsMax,
+      runtime,
+      onCommit: () => {
+        for (const peer of peers) peer.sender.notify();
+      },
+    });
+    const pool = createInlineStorePool();
+    const parts = { owner, runtime, clock, store, writes, pool, peers, log, rng };
+    for (let other = 0; other < config.nodes; other += 1) {
+      if (other !== this.index) peers.push(this.#peer(parts, other));
+    }
+    const supervisor = new Supervisor({
+      selfNodeId: store.nodeId,
+      selfInstanceId: this.instanceId,
+      peers,
+      pingIntervalMs: config.pingIntervalMs,
+      antiEntropyIntervalMs: config.antiEntropyIntervalMs,
+      clockSkewMsMax: 1_000,
+      clockAheadMs: () => clock.aheadOfWallMs(),
+      valueBytesMax: config.valueBytesMax,
+      wallMs,
+      log: log.child({ component: 'supervisor' }),
+      runResync: (peer, yieldToBusyPeer) => this.#resync(parts, peer, yieldToBusyPeer),
+      random: rng,
+      runtime,
+      startupWindowMs: 3 * config.pingIntervalMs,
+    });
+    const sweeper = new ExpirySweeper({
+      expiredKeys: (nowWallMs, limit) => store.expiredKeys(nowWallMs, limit),
+      submit: (mutations) => writes.submit(mutations),
+      wallMs,
+      intervalMs: config.sweepIntervalMs,
+      catchUpMs: limits.sweepCatchUpMs,
+      entriesMax: limits.sweepEntriesMax,
+      log: log.child({ component: 'expiry' }),
+      runtime,
+    });
+    const handlers = peerHandlers(
+      this.#syncService(store, writes, pool, peers, () => supervisor),
+      {
+        valueBytesMax: config.valueBytesMax,
+        timestampMax: () => clock.timestampMax(),
+      },
+    );
+    return { owner, runtime, clock, store, writes, pool, peers, supervisor, sweeper, handlers };
+  }
+
+  #peer(parts: Parts, other: number): Peer {
+    const url = simUrl(other);
+    const client = this.#ctx.network.transport(this.index, other, url, parts.owner);
+    let peer: Peer | undefined;
+    const sender = new PeerSender({
+      store: parts.store,
+      pool: parts.pool,
+      client,
+      log: parts.log.child({ component: 'replication', peer: `n${other}` }),
+      wallMs: () => this.wallMs(),
+      random: parts.rng,
+      runtime: parts.runtime,
+      onRefused: () => {
+        if (peer) this.#run?.supervisor.noteRefused(peer);
+      },
+    });
+    const activate = sender.activate.bind(sender);
+    sender.activate = (nodeId: string) => {
+      const fresh = activate(nodeId);
+      if (fresh) this.#ctx.onFreshPeer(this.index, other, sender.cursor);
+      return fresh;
+    };
+    peer = {
+      url,
+      client,
+      sender,
+      state: 'unknown',
+      nodeId: null,
+      lastSeenWallMs: null,
+      clockOffsetMs: null,
+      clockHigh: 0,
+      rttMs: null,
+      skewed: false,
+      idConflict: false,
+      valueBytesMax: null,
+      resyncing: false,
+      resyncWanted: null,
+      resyncWantedAtMonoMs: 0,
+      resyncNotBeforeMonoMs: 0,
+      resyncDeferrals: 0,
+      lastResync: null,
+      resyncTotals: { runs: 0, entriesSent: 0, entriesReceived: 0, bytesSent: 0, bytesReceived: 0 },
+    };
+    return peer;
+  }
+
+  #resync(parts: Parts, peer: Peer, yieldToBusyPeer: boolean) {
+    const { config } = this.#ctx;
+    return new Resync(
+      {
+        store: parts.store,
+        pool: parts.pool,
+        submit: (mutations) => parts.writes.submit(mutations),
+        log: parts.log.child({ component: 'resync', peer: peer.url }),
+        valueBytesMax: config.valueBytesMax,
+        localBacklog: () => peer.sender.pending,
+        sleep: (ms) => parts.runtime.sleep(ms),
+        deferMs: Math.min(config.pingIntervalMs, 1_000),
+        timestampMax: () => parts.clock.timestampMax(),
+        yieldToBusyPeer,
+        monoMs: () => parts.runtime.monoMs(),
+        deadlineBaseMs: Math.max(
+          replicationLimits.resyncDeadlineMinMs,
+          replicationLimits.resyncDeadlineTimeouts * config.timeoutMs,
+        ),
+      },
+      peer.client,
+      peer.nodeId!,
+    ).run();
+  }
+
+  #syncService(
+    store: KvStore,
+    writes: WriteQueue,
+    pool: StorePool,
+    peers: readonly Peer[],
+    supervisor: () => Supervisor,
+  ): SyncService {
+    return {
+      nodeId: store.nodeId,
+      digest: store.digest,
+      submit: (mutations, options) => writes.submit(mutations, options),
+      writeRoom: () => writes.room,
+      get: (key) => store.get(key),
+      bucketRows: async (request) => {
+        const rows = await pool.rowsForPeer({
+          kind: 'bucket-rows',
+          dbPath: store.dbPath,
+          buckets: request.buckets,
+          after: request.after,
+          withValues: request.values,
+          rowsMax: replicationLimits.resyncRowsPerRequest,
+          bytesMax: replicationLimits.resyncBytesPerRequest,
+        });
+        return { json: rows.json, next: rows.nextBucket };
+      },
+      backlogFor: (nodeId) =>
+        peers.find((peer) => (peer.nodeId ?? peer.sender.peerNodeId) === nodeId)?.sender.pending ??
+        0,
+      resyncing: () => supervisor().resyncing,
+      clusterStatus: () => ({}),
+    };
+  }
+
+  #endpoint(run: Incarnation): Endpoint {
+    const instanceId = this.instanceId;
+    return {
+      owner: run.owner,
+      ping: () => ({
+        nodeId: this.nodeId,
+        timeMs: Math.floor(this.wallMs()),
+        valueBytesMax: this.#ctx.config.valueBytesMax,
+        instanceId,
+        clockHigh: run.clock.last > 0 ? run.clock.last : null,
+      }),
+      handle: async (method, path, body) => {
+        const parsed = body === undefined ? undefined : JSON.parse(body);
+        const [route, query] = path.split('?');
+        if (method === 'POST' && route === '/replicate') {
+          return run.handlers
+            .replicate(() => Promise.resolve(parsed))
+            .catch((error: unknown) => {
+              if (error instanceof PeerkvError && (error.status === 400 || error.status === 413)) {
+                for (const entry of (parsed as { entries: { key: string; version: string }[] })
+                  .entries) {
+                  this.#ctx.onRefused(this.index, entry.key, entry.version);
+                }
+              }
+              throw error;
+            });
+        }
+        if (method === 'GET' && route === '/sync/digest') {
+          return run.handlers.digest(new URLSearchParams(query).get('from') ?? undefined);
+        }
+        if (method === 'POST' && route === '/sync/buckets') return run.handlers.buckets(parsed);
+        if (method === 'POST' && route === '/sync/rows') return run.handlers.rows(parsed);
+        if (method === 'POST' && route === '/sync/fetch') return run.handlers.fetch(parsed);
+        throw new PeerkvError('NOT_FOUND', `no route ${method} ${path}`);
+      },
+    };
+  }
+}
+
+interface Parts {
+  readonly owner: Owner;
+  readonly runtime: Runtime;
+  readonly clock: HybridClock;
+  readonly store: KvStore;
+  readonly writes: WriteQueue;
+  readonly pool: StorePool;
+  readonly peers: Peer[];
+  readonly log: Logger;
+  readonly rng: Rng;
+}
+
+function emptyDatabase(templateDir: string): string {
+  const path = databasePath(templateDir);
+  if (!existsSync(path)) openDatabase(templateDir, 'normal').close();
+  return path;
+}
+
+/** As src/node.ts: the largest offset measured to a peer, plus the slack. */
+function versionAheadMsMax(peers: readonly Peer[]): number {
+  let offsetMs = 0;
+  for (const peer of peers) offsetMs = Math.max(offsetMs, peer.clockOffsetMs ?? 0);
+  return offsetMs + replicationLimits.versionAheadSlackMs;
+}

@@ -1,0 +1,451 @@
+// One simulated schedule, start to finish: N nodes on virtual time and a simulated network, the
+// seed's client ops and faults, then a final heal and the chaos checker's checks
+// (test/chaos/checker.ts) on the final state, plus the step invariants (test/sim/invariants.ts).
+// Everything — values, versions, message order, timings — follows from the seed, so the trace
+// of a seed is the same, byte for byte, on every run.
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino, { type Logger } from 'pino';
+import { entryJson } from '../../src/store/wire.ts';
+import { formatVersion } from '../../src/version.ts';
+import { checkRun } from '../chaos/checker.ts';
+import type { OpRecord, ReadResult } from '../chaos/history.ts';
+import {
+  canonical,
+  integrityCheck,
+  type NodeSnapshot,
+  type StoredEntry,
+} from '../chaos/observe.ts';
+import type { OpStep } from '../chaos/schedule.ts';
+import { Invariants, type SimViolation } from './invariants.ts';
+import { Network } from './network.ts';
+import { stream } from './prng.ts';
+import {
+  CLOCK_OFFSET_MS_MAX,
+  describeFault,
+  generateSchedule,
+  SIM_KEYS,
+  type SimFault,
+  type SimStep,
+} from './schedule.ts';
+import { type SimConfig, type SimContext, SimNode } from './sim-node.ts';
+import { VirtualTime } from './virtual-time.ts';
+
+export interface SimOptions {
+  readonly seed: number;
+  readonly nodes: number;
+  /** Virtual ms of client ops and faults, before the final heal. */
+  readonly durationMs: number;
+  /** Virtual ms the cluster has to converge after the final heal. */
+  readonly convergeMsMax: number;
+  /** Where the nodes' data dirs go (a fresh dir per schedule under it). */
+  readonly rootDir: string;
+}
+
+export interface SimResult {
+  readonly seed: number;
+  readonly violations: readonly SimViolation[];
+  readonly trace: readonly string[];
+  readonly ops: number;
+  readonly faults: number;
+  readonly events: number;
+  readonly virtualMs: number;
+  /** Virtual ms from the final heal to convergence (undefined: it did not converge). */
+  readonly convergedAfterMs: number | undefined;
+}
+
+export const DEFAULT_OPTIONS = {
+  nodes: 3,
+  durationMs: 60_000,
+  convergeMsMax: 120_000,
+} as const;
+
+/** The directory simulated nodes live in: memory-backed where the machine has one. */
+export function defaultRootDir(): string {
+  const base = process.platform === 'linux' ? '/dev/shm' : tmpdir();
+  try {
+    return mkdtempSync(join(base, 'peerkv-sim-'));
+  } catch {
+    // No /dev/shm here (a container without it): the disk is slower but works the same.
+    return mkdtempSync(join(tmpdir(), 'peerkv-sim-'));
+  }
+}
+
+const TRACE_LINES_MAX = 20_000;
+const CONVERGE_POLL_MS = 1_000;
+/** The digest recount (hashing every row) runs every few steps; the other checks every step. */
+const DIGEST_EVERY_STEPS = 4;
+
+class Trace {
+  readonly lines: string[] = [];
+  readonly #time: VirtualTime;
+
+  constructor(time: VirtualTime) {
+    this.#time = time;
+  }
+
+  note(text: string): void {
+    if (this.lines.length < TRACE_LINES_MAX) {
+      this.lines.push(`${(this.#time.nowMs / 1000).toFixed(3).padStart(8)} ${text}`);
+    } else if (this.lines.length === TRACE_LINES_MAX) this.lines.push('... (trace cut here)');
+  }
+
+  /** A pino logger whose lines go into the trace, readable and without wall time. */
+  logger(node: number): Logger {
+    return pino(
+      { level: 'info', base: null, timestamp: false },
+      { write: (line: string) => this.note(`n${node} ${formatLog(line)}`) },
+    );
+  }
+}
+
+const LEVELS: Record<number, string> = { 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };
+
+function formatLog(line: string): string {
+  const { level, msg, component, ...rest } = JSON.parse(line) as Record<string, unknown>;
+  const fields = Object.entries(rest)
+    .map(([name, value]) => `${name}=${typeof value === 'string' ? value : JSON.stringify(value)}`)
+    .join(' ')
+    .slice(0, 300);
+  return `${LEVELS[level as number] ?? level} ${component ?? '-'}: ${msg}${fields ? ` ${fields}` : ''}`;
+}
+
+export async function simulate(options: SimOptions): Promise<SimResult> {
+  const sim = new Simulation(options);
+  try {
+    return await sim.run();
+  } finally {
+    sim.teardown();
+  }
+}
+
+class Simulation {
+  readonly #options: SimOptions;
+  readonly #time = new VirtualTime();
+  readonly #trace = new Trace(this.#time);
+  readonly #network: Network;
+  readonly #nodes: SimNode[];
+  readonly #invariants: Invariants;
+  readonly #dir: string;
+  readonly #ops: OpRecord[] = [];
+  readonly #pending = new Map<number, { step: OpStep; startMs: number; node: number }>();
+  readonly #steps: SimStep[];
+
+  constructor(options: SimOptions) {
+    this.#options = options;
+    const config: SimConfig = {
+      seed: options.seed,
+      nodes: options.nodes,
+      pingIntervalMs: 1_000,
+      timeoutMs: 2_000,
+      antiEntropyIntervalMs: 10_000,
+      sweepIntervalMs: 1_000,
+      valueBytesMax: 1024 * 1024,
+      epochWallMs: Date.UTC(2026, 0, 1),
+    };
+    this.#network = new Network(this.#time, stream(options.seed, 'network'), {
+      nodes: options.nodes,
+      timeoutMs: config.timeoutMs,
+      delayMsMin: 1,
+      delayMsMax: 30,
+    });
+    this.#invariants = new Invariants(options.nodes);
+    this.#dir = join(options.rootDir, `seed-${options.seed}`);
+    rmSync(this.#dir, { recursive: true, force: true });
+    mkdirSync(this.#dir, { recursive: true });
+    const ctx: SimContext = {
+      config,
+      time: this.#time,
+      network: this.#network,
+      logger: (node) => this.#trace.logger(node),
+      templateDir: join(options.rootDir, 'empty'),
+      onFreshPeer: (from, to, cursor) => this.#invariants.noteFreshPeer(from, to, cursor),
+      onRefused: (peer, key, version) => this.#invariants.noteRefused(peer, key, version),
+    };
+    this.#nodes = Array.from(
+      { length: options.nodes },
+      (_, i) => new SimNode(ctx, i, join(this.#dir, `n${i}`)),
+    );
+    this.#steps = generateSchedule({
+      seed: options.seed,
+      nodes: options.nodes,
+      durationMs: options.durationMs,
+      opGapMsMax: 1_000,
+      faultGapMsMax: 8_000,
+    });
+  }
+
+  async run(): Promise<SimResult> {
+    const { seed, nodes, durationMs } = this.#options;
+    this.#trace.note(`seed ${seed}: ${nodes} nodes, ${durationMs} ms, ${this.#steps.length} steps`);
+    for (const node of this.#nodes) node.start();
+    for (const step of this.#steps) {
+      this.#time.at(step.atMs, () => {
+        if (step.kind === 'op') this.#op(step);
+        else this.#fault(step.fault);
+        this.#invariants.check(
+          this.#nodes,
+          this.#time.nowMs,
+          step.index % DIGEST_EVERY_STEPS === 0,
+        );
+      });
+    }
+    await this.#time.runUntil(durationMs);
+    const convergedAfterMs = await this.#finalHeal();
+    const violations = this.#check(convergedAfterMs !== undefined);
+    for (const violation of violations)
+      this.#trace.note(`VIOLATION ${violation.check}: ${violation.message}`);
+    return {
+      seed,
+      violations,
+      trace: this.#trace.lines,
+      ops: this.#ops.length,
+      faults: this.#steps.length - this.#ops.length,
+      events: this.#time.eventsRun,
+      virtualMs: this.#time.nowMs,
+      convergedAfterMs,
+    };
+  }
+
+  teardown(): void {
+    for (const node of this.#nodes) node.crash();
+    rmSync(this.#dir, { recursive: true, force: true });
+  }
+
+  #op(step: OpStep): void {
+    const node = this.#nodes[step.node]!;
+    const run = node.running;
+    const startMs = this.#time.nowMs;
+    const label = `op ${step.opId} ${step.op} ${step.key}${step.ttlSeconds ? ` ttl=${step.ttlSeconds}s` : ''}${step.conditional ? ' (cas)' : ''} on n${step.node}`;
+    const record = (fields: Omit<OpRecord, 'step' | 'nodeRun' | 'startMs' | 'endMs'>) => {
+      this.#ops.push({ step, nodeRun: node.runs, startMs, endMs: this.#time.nowMs, ...fields });
+      const detail =
+        fields.version ?? fields.error ?? (fields.read ? JSON.stringify(fields.read) : '');
+      this.#trace.note(`${label}: ${fields.outcome} ${detail}`);
+    };
+    if (!run) {
+      record({ outcome: 'failed', error: 'node down (connection refused)' });
+      return;
+    }
+    if (step.op === 'get') {
+      const entry = run.store.getLive(step.key);
+      const read: ReadResult = entry
+        ? {
+            found: true,
+            value: JSON.parse(entry.valueJson!),
+            version: formatVersion(entry.version),
+            ...(entry.expiresAt == null ? {} : { expiresAt: entry.expiresAt }),
+          }
+        : { found: false };
+      record({ outcome: 'ack', status: entry ? 200 : 404, read });
+      return;
+    }
+    const current = step.conditional ? run.store.getLive(step.key) : undefined;
+    const condition = step.conditional
+      ? current
+        ? { kind: 'match' as const, version: current.version }
+        : { kind: 'absent' as const }
+      : undefined;
+    const conditionText = step.conditional
+      ? { condition: current ? formatVersion(current.version) : '*' }
+      : {};
+    const expiry =
+      step.ttlSeconds === undefined
+        ? {}
+        : { expiresAt: Math.floor(node.wallMs() + step.ttlSeconds * 1000) };
+    const owner = run.owner;
+    this.#pending.set(step.opId, { step, startMs, node: step.node });
+    node
+      .write({
+        kind: 'local',
+        key: step.key,
+        valueJson: step.op === 'put' ? JSON.stringify(step.value) : null,
+        ...expiry,
+        ...(condition ? { condition } : {}),
+      })
+      .then(
+        (result) => {
+          if (!owner.alive || !this.#pending.delete(step.opId)) return;
+          if (result.refused) {
+            record({ outcome: 'failed', status: 412, error: 'condition failed', ...conditionText });
+            return;
+          }
+          const version = formatVersion(result.version);
+          record({ outcome: 'ack', status: 200, version, ...expiry, ...conditionText });
+        },
+        (error: unknown) => {
+          if (!owner.alive || !this.#pending.delete(step.opId)) return;
+          const message = error instanceof Error ? error.message : String(error);
+          record({ outcome: 'failed', status: 503, error: message, ...conditionText });
+        },
+      );
+  }
+
+  #fault(fault: SimFault): void {
+    this.#trace.note(`FAULT ${describeFault(fault)}`);
+    const network = this.#network;
+    const all = this.#nodes.map((node) => node.index);
+    switch (fault.type) {
+      case 'crash': {
+        this.#crash(fault.node);
+        this.#time.at(fault.downMs, () => this.#restart(fault.node));
+        return;
+      }
+      case 'clock-jump': {
+        const node = this.#nodes[fault.node]!;
+        const offset = node.clockOffsetMs + fault.deltaMs;
+        node.clockOffsetMs = Math.max(-CLOCK_OFFSET_MS_MAX, Math.min(CLOCK_OFFSET_MS_MAX, offset));
+        return;
+      }
+      case 'drift':
+        this.#nodes[fault.node]!.setDrift(fault.ppm);
+        return;
+      case 'isolate':
+        for (const other of all) {
+          if (other === fault.node) continue;
+          network.link(fault.node, other).cut = true;
+          network.link(other, fault.node).cut = true;
+        }
+        return;
+      case 'cut':
+        network.link(fault.from, fault.to).cut = true;
+        return;
+      case 'split':
+        for (const a of fault.side) {
+          for (const b of all.filter((i) => !fault.side.includes(i))) {
+            network.link(a, b).cut = true;
+            network.link(b, a).cut = true;
+          }
+        }
+        return;
+      case 'flaky': {
+        const link = network.link(fault.from, fault.to);
+        link.dropRate = fault.dropRate;
+        link.duplicateRate = fault.duplicateRate;
+        return;
+      }
+      case 'slow':
+        network.link(fault.from, fault.to).slowMsMax = fault.slowMsMax;
+        return;
+      case 'heal':
+        network.healAll();
+        return;
+    }
+  }
+
+  #crash(index: number): void {
+    const node = this.#nodes[index]!;
+    if (!node.running) return;
+    // What the next start will read from disk: the persisted digest must equal the rows.
+    this.#invariants.recount([node], this.#time.nowMs);
+    node.crash();
+    for (const [opId, pending] of this.#pending) {
+      if (pending.node !== index) continue;
+      this.#pending.delete(opId);
+      this.#ops.push({
+        step: pending.step,
+        nodeRun: node.runs,
+        startMs: pending.startMs,
+        endMs: this.#time.nowMs,
+        outcome: 'unknown',
+        error: 'node crashed before answering',
+      });
+      this.#trace.note(`op ${opId} on n${index}: unknown (crashed before answering)`);
+    }
+  }
+
+  #restart(index: number): void {
+    const node = this.#nodes[index]!;
+    if (node.running) return;
+    this.#trace.note(`restart n${index}`);
+    node.start();
+  }
+
+  /** Heals every link, restarts every node, and waits (virtual time) for equal content. */
+  async #finalHeal(): Promise<number | undefined> {
+    const healAtMs = this.#time.nowMs;
+    this.#trace.note('FINAL heal every link, restart every node');
+    this.#network.healAll();
+    for (const node of this.#nodes) if (!node.running) this.#restart(node.index);
+    while (this.#time.nowMs - healAtMs < this.#options.convergeMsMax) {
+      await this.#time.runUntil(this.#time.nowMs + CONVERGE_POLL_MS);
+      this.#invariants.check(this.#nodes, this.#time.nowMs, false);
+      if (this.#converged()) {
+        this.#trace.note(`converged ${this.#time.nowMs - healAtMs} ms after the final heal`);
+        return this.#time.nowMs - healAtMs;
+      }
+    }
+    this.#trace.note('did not converge');
+    return undefined;
+  }
+
+  #converged(): boolean {
+    const hashes = this.#nodes.map((node) => node.running!.store.digest.root());
+    if (!hashes.every((hash) => hash === hashes[0])) return false;
+    const texts = this.#nodes.map((node) => canonical(this.#snapshot(node)));
+    return texts.every((text) => text === texts[0]);
+  }
+
+  #snapshot(node: SimNode): NodeSnapshot {
+    const store = node.running!.store;
+    const listing = new Map(
+      store
+        .list('', '', 10_000)
+        .map((entry) => [
+          entry.key,
+          { value: JSON.parse(entry.valueJson!), version: formatVersion(entry.version) },
+        ]),
+    );
+    const entries = new Map<string, StoredEntry>();
+    for (const key of new Set([...SIM_KEYS, ...listing.keys()])) {
+      const entry = store.get(key);
+      if (entry) entries.set(key, storedEntry(entryJson(entry)));
+    }
+    return { hash: store.digest.root(), listing, entries };
+  }
+
+  #check(converged: boolean): SimViolation[] {
+    const violations: SimViolation[] = [];
+    for (const error of this.#network.stats.internalErrors) {
+      violations.push({ check: 'internal-error', message: error });
+    }
+    this.#invariants.recount(this.#nodes, this.#time.nowMs);
+    const snapshots = this.#nodes.map((node) => this.#snapshot(node));
+    const nowWallMs = this.#nodes[0]!.wallMs();
+    for (const node of this.#nodes) node.crash();
+    const integrity = this.#nodes.map((node) => integrityCheck(node.dataDir));
+    const ops = [...this.#ops].sort((a, b) => a.step.opId - b.step.opId);
+    const history = {
+      ops,
+      incidents: [],
+      epochMs: this.#nodes[0]!.wallMs() - this.#time.nowMs,
+      opsById: () => new Map(ops.map((op) => [op.step.opId, op])),
+    };
+    const checked = checkRun(history, { converged, snapshots, integrity }, nowWallMs);
+    for (const violation of checked) {
+      violations.push({
+        check: violation.check,
+        message: violation.message,
+        ...(violation.key === undefined ? {} : { key: violation.key }),
+      });
+    }
+    return [...this.#invariants.violations, ...violations];
+  }
+}
+
+/** An entry as the chaos observer reads it from POST /sync/fetch (test/chaos/observe.ts). */
+function storedEntry(json: string): StoredEntry {
+  const row = JSON.parse(json) as {
+    value?: unknown;
+    deleted?: boolean;
+    expired?: boolean;
+    expiresAt?: number;
+    version: string;
+  };
+  const expiry = row.expiresAt === undefined ? {} : { expiresAt: row.expiresAt };
+  if (row.deleted === true) return { deleted: true, version: row.version };
+  if (row.expired === true)
+    return { deleted: false, expired: true, version: row.version, ...expiry };
+  return { deleted: false, value: row.value, version: row.version, ...expiry };
+}
