@@ -20,6 +20,7 @@ export interface SimViolation {
 }
 
 const CHANGES_READ_MAX = 1_000_000;
+const VIOLATIONS_MAX = 50;
 
 export class Invariants {
   readonly violations: SimViolation[] = [];
@@ -29,6 +30,7 @@ export class Invariants {
   readonly #versions: Map<string, Version>[];
   /** "peer|key|version" of entries a peer refused (400/413). */
   readonly #refused = new Set<string>();
+  readonly #reported = new Set<string>();
 
   constructor(nodes: number) {
     this.#versions = Array.from({ length: nodes }, () => new Map());
@@ -167,7 +169,10 @@ export class Invariants {
   }
 
   #fail(check: string, node: number, atMs: number, message: string, key?: string): void {
-    if (this.violations.length >= 50) return;
+    // The same broken state seen again at a later step is one violation, not one per step.
+    const id = `${check}|${node}|${message}`;
+    if (this.#reported.has(id) || this.violations.length >= VIOLATIONS_MAX) return;
+    this.#reported.add(id);
     this.violations.push({ check, node, atMs, message, ...(key === undefined ? {} : { key }) });
   }
 }
