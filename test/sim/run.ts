@@ -96,12 +96,18 @@ async function main(): Promise<number> {
       process.stdout.write(report(result, false));
       return result.violations.length === 0 ? 0 : 1;
     }
+    // SIGINT/SIGTERM end the run after the seed in progress, with the summary of what ran.
+    let stopping = false;
+    const stop = () => {
+      stopping = true;
+    };
+    process.once('SIGINT', stop).once('SIGTERM', stop);
     const startedMs = performance.now();
     let failed = 0;
     let events = 0;
     let virtualMs = 0;
     let ran = 0;
-    for (let seed = flags.from; seed < flags.from + flags.seeds; seed += 1) {
+    for (let seed = flags.from; seed < flags.from + flags.seeds && !stopping; seed += 1) {
       const result = await simulate({ ...base, seed });
       ran += 1;
       events += result.events;
