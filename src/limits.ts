@@ -221,6 +221,11 @@ export function assertLimitRelations(valueBytesMax: number): void {
     [limits.poolPeerTasksMax < limits.poolQueueMax, 'peers leave room in the pool queue'],
     [r.resyncRowsPerRequest <= limits.replicateEntriesMax, 'a resync page fits a batch'],
     [r.fetchKeysMax <= limits.replicateEntriesMax, 'a diff push fits a batch'],
+    [
+      // A key's JSON is at most 6 bytes per byte (\u0000 escapes), plus quotes and framing.
+      6 * limits.keyBytesMax + 64 <= limits.syncBodyBytesMax,
+      'one key of a resync fetch fits a sync body',
+    ],
     [4 * r.batchRowsMax <= limits.replicateEntriesMax, 'a replication batch fits a batch'],
   ];
   for (const [holds, what] of relations) {

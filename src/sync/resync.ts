@@ -6,7 +6,7 @@
  * only the newer entries move, each way. Everything goes in bounded chunks.
  */
 import type { Logger } from 'pino';
-import { replicationLimits as bounds } from '../limits.ts';
+import { replicationLimits as bounds, limits } from '../limits.ts';
 import type { StorePool } from '../pool.ts';
 import type { PeerTransport } from '../replication/peer-transport.ts';
 import { pushRefusing } from '../replication/push-refusals.ts';
@@ -221,7 +221,7 @@ export class Resync {
       if (!theirs || compareMergeOrder(mine, theirs) > 0) toPush.push(key);
     }
     for (let index = 0; index < toPull.length; ) {
-      const keys = toPull.slice(index, index + bounds.fetchKeysMax);
+      const keys = fetchBatch(toPull, index, limits.syncBodyBytesMax);
       const answer = await this.#call('POST', '/sync/fetch', JSON.stringify({ keys }));
       const served = parseServed(answer, keys.length);
       const entries = parseRows(
@@ -362,6 +362,27 @@ export class Resync {
       final ? 'resync transfer done' : 'resync progress',
     );
   }
+}
+
+/** The framing of a POST /sync/fetch body around its keys: `{"keys":[]}`. */
+export const FETCH_BODY_FRAMING_BYTES = 11;
+
+/**
+ * The keys of one POST /sync/fetch, from `start`: at most fetchKeysMax, and a
+ * body within the route's limit (`bodyBytesMax`) however long the keys are
+ * (2,000 keys of 1 KiB would be 2 MiB). Always at least one key: a single key
+ * fits (assertLimitRelations checks it), so the loop over batches moves on.
+ */
+export function fetchBatch(keys: readonly string[], start: number, bodyBytesMax: number): string[] {
+  const batch: string[] = [];
+  let bytes = FETCH_BODY_FRAMING_BYTES;
+  for (let index = start; index < keys.length && batch.length < bounds.fetchKeysMax; index += 1) {
+    const keyBytes = Buffer.byteLength(JSON.stringify(keys[index])) + 1;
+    if (batch.length > 0 && bytes + keyBytes > bodyBytesMax) break;
+    batch.push(keys[index]!);
+    bytes += keyBytes;
+  }
+  return batch;
 }
 
 /**
