@@ -12,6 +12,7 @@ const USAGE = `usage: npm run sim -- [--seeds N] [--from S] [--seed N] [--nodes 
   --seed N       replay seed N and print its trace
   --nodes N      nodes per schedule, 2..9 (default ${DEFAULT_OPTIONS.nodes})
   --duration S   virtual seconds of ops and faults before the final heal (default ${DEFAULT_OPTIONS.durationMs / 1000})
+  --clock-jump-ms J  clock jumps drawn from ±J ms, a clock at most 2J off (default 20000)
   --keep-going   do not stop at the first failing seed`;
 
 interface Flags {
@@ -21,11 +22,12 @@ interface Flags {
   readonly nodes: number;
   readonly durationMs: number;
   readonly keepGoing: boolean;
+  readonly clockJumpMsMax: number;
 }
 
 function parseFlags(argv: string[]): Flags {
   const args = minimist(argv, {
-    string: ['seeds', 'from', 'seed', 'nodes', 'duration'],
+    string: ['seeds', 'from', 'seed', 'nodes', 'duration', 'clock-jump-ms'],
     boolean: ['keep-going', 'help'],
     unknown: (flag) => {
       if (!flag.startsWith('-')) return true;
@@ -53,10 +55,11 @@ function parseFlags(argv: string[]): Flags {
     nodes: int('nodes', DEFAULT_OPTIONS.nodes, 2, 9),
     durationMs: int('duration', DEFAULT_OPTIONS.durationMs / 1000, 1, 3_600) * 1000,
     keepGoing: args['keep-going'] === true,
+    clockJumpMsMax: int('clock-jump-ms', 20_000, 0, 3_600_000),
   };
 }
 
-function report(result: SimResult, withTrace: boolean): string {
+function report(result: SimResult, withTrace: boolean, flags: Flags): string {
   const lines = [`seed ${result.seed}: ${result.violations.length} violation(s)`];
   for (const violation of result.violations) {
     lines.push(
@@ -64,13 +67,12 @@ function report(result: SimResult, withTrace: boolean): string {
     );
   }
   if (withTrace) lines.push('trace:', ...result.trace);
-  lines.push(`replay: npm run sim -- --seed ${result.seed} --nodes ${nodesOf(result)}`);
+  const extra = [
+    flags.durationMs === DEFAULT_OPTIONS.durationMs ? '' : ` --duration ${flags.durationMs / 1000}`,
+    flags.clockJumpMsMax === 20_000 ? '' : ` --clock-jump-ms ${flags.clockJumpMsMax}`,
+  ].join('');
+  lines.push(`replay: npm run sim -- --seed ${result.seed} --nodes ${flags.nodes}${extra}`);
   return `${lines.join('\n')}\n`;
-}
-
-let nodesFlag = DEFAULT_OPTIONS.nodes as number;
-function nodesOf(_result: SimResult): number {
-  return nodesFlag;
 }
 
 async function main(): Promise<number> {
@@ -81,9 +83,9 @@ async function main(): Promise<number> {
     process.stderr.write(`sim: ${(error as Error).message}\n`);
     return 2;
   }
-  nodesFlag = flags.nodes;
   const rootDir = defaultRootDir();
   const base = {
+    clockJumpMsMax: flags.clockJumpMsMax,
     nodes: flags.nodes,
     durationMs: flags.durationMs,
     convergeMsMax: DEFAULT_OPTIONS.convergeMsMax,
@@ -93,7 +95,7 @@ async function main(): Promise<number> {
     if (flags.seed !== undefined) {
       const result = await simulate({ ...base, seed: flags.seed });
       process.stdout.write(`${result.trace.join('\n')}\n`);
-      process.stdout.write(report(result, false));
+      process.stdout.write(report(result, false, flags));
       return result.violations.length === 0 ? 0 : 1;
     }
     // SIGINT/SIGTERM end the run after the seed in progress, with the summary of what ran.
@@ -114,7 +116,7 @@ async function main(): Promise<number> {
       virtualMs += result.virtualMs;
       if (result.violations.length > 0) {
         failed += 1;
-        process.stdout.write(report(result, true));
+        process.stdout.write(report(result, true, flags));
         if (!flags.keepGoing) break;
       }
       if (ran % 100 === 0) {

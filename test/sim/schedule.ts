@@ -41,6 +41,8 @@ export interface ScheduleOptions {
   readonly durationMs: number;
   readonly opGapMsMax: number;
   readonly faultGapMsMax: number;
+  /** Clock jumps are drawn from ±this; a node's clock ends at most twice this off. */
+  readonly clockJumpMsMax: number;
 }
 
 /** A small key space, so that writes collide: a few plain keys and two odd ones. */
@@ -50,8 +52,8 @@ export const SIM_KEYS: readonly string[] = [
   'emoji/😀',
 ];
 
-/** How far a node's clock may be set off the others by jumps (the checker allows 125 s). */
-export const CLOCK_OFFSET_MS_MAX = 40_000;
+/** Default of the largest clock jump (the checker allows for skews up to 125 s). */
+export const CLOCK_JUMP_MS_MAX_DEFAULT = 20_000;
 
 export function generateSchedule(options: ScheduleOptions): SimStep[] {
   const ops = drawOps(stream(options.seed, 'ops'), options);
@@ -95,7 +97,7 @@ function drawFaults(rng: Rng, options: ScheduleOptions): SimStep[] {
     let fault: SimFault;
     if (roll < 0.22) fault = { type: 'crash', node, downMs: intBetween(rng, 0, 15_000) };
     else if (roll < 0.32) {
-      const deltaMs = intBetween(rng, -20_000, 20_000);
+      const deltaMs = intBetween(rng, -options.clockJumpMsMax, options.clockJumpMsMax);
       fault = { type: 'clock-jump', node, deltaMs };
     } else if (roll < 0.37) fault = { type: 'drift', node, ppm: intBetween(rng, -5_000, 5_000) };
     else if (roll < 0.47) fault = { type: 'isolate', node };

@@ -22,7 +22,7 @@ import { Invariants, type SimViolation } from './invariants.ts';
 import { Network } from './network.ts';
 import { stream } from './prng.ts';
 import {
-  CLOCK_OFFSET_MS_MAX,
+  CLOCK_JUMP_MS_MAX_DEFAULT,
   describeFault,
   generateSchedule,
   SIM_KEYS,
@@ -39,6 +39,8 @@ export interface SimOptions {
   readonly durationMs: number;
   /** Virtual ms the cluster has to converge after the final heal. */
   readonly convergeMsMax: number;
+  /** Clock jumps are drawn from ±this (a node's clock ends at most twice this off). */
+  readonly clockJumpMsMax?: number;
   /** Where the nodes' data dirs go (a fresh dir per schedule under it). */
   readonly rootDir: string;
 }
@@ -131,9 +133,11 @@ class Simulation {
   readonly #ops: OpRecord[] = [];
   readonly #pending = new Map<number, { step: OpStep; startMs: number; node: number }>();
   readonly #steps: SimStep[];
+  readonly #clockJumpMsMax: number;
 
   constructor(options: SimOptions) {
     this.#options = options;
+    this.#clockJumpMsMax = options.clockJumpMsMax ?? CLOCK_JUMP_MS_MAX_DEFAULT;
     const config: SimConfig = {
       seed: options.seed,
       nodes: options.nodes,
@@ -173,6 +177,7 @@ class Simulation {
       durationMs: options.durationMs,
       opGapMsMax: 1_000,
       faultGapMsMax: 8_000,
+      clockJumpMsMax: this.#clockJumpMsMax,
     });
   }
 
@@ -295,7 +300,8 @@ class Simulation {
       case 'clock-jump': {
         const node = this.#nodes[fault.node]!;
         const offset = node.clockOffsetMs + fault.deltaMs;
-        node.clockOffsetMs = Math.max(-CLOCK_OFFSET_MS_MAX, Math.min(CLOCK_OFFSET_MS_MAX, offset));
+        const offsetMax = 2 * this.#clockJumpMsMax;
+        node.clockOffsetMs = Math.max(-offsetMax, Math.min(offsetMax, offset));
         return;
       }
       case 'drift':
