@@ -16,6 +16,13 @@ export class HybridClock {
   #last: number;
   /** The highest timestamp `now()` issued (or restored from our own history). */
   #issuedMax = 0;
+  /**
+   * Timestamps issued by `after()` beyond the clock (a write that must order
+   * after a far-future version the clock is capped below) lie in [low, high];
+   * `now()` steps over that range, so none is issued twice. Empty: high 0.
+   */
+  #borrowedLow = 0;
+  #borrowedHigh = 0;
   readonly #wallMs: WallClock;
   readonly #aheadMsMax: () => number;
   readonly #vouchedMax: () => number;
@@ -42,9 +49,45 @@ export class HybridClock {
 
   now(): number {
     const physical = Math.floor(this.#wallMs()) * LOGICAL_PER_MS;
-    this.#last = Math.max(this.#last + 1, physical);
+    let next = Math.max(this.#last + 1, physical);
+    if (this.#borrowedHigh > 0 && next >= this.#borrowedLow && next <= this.#borrowedHigh) {
+      next = this.#borrowedHigh + 1;
+    }
+    if (next > this.#borrowedHigh) this.#borrowedLow = this.#borrowedHigh = 0;
+    this.#last = next;
     this.#issuedMax = this.#last;
     return this.#last;
+  }
+
+  /**
+   * A timestamp greater than `floor` (a version the key holds) that no other
+   * call issues: `now()` when it is past `floor`; otherwise one above `floor`
+   * (and above every earlier such one) without moving the clock there, so a
+   * far-future version does not drag every later write with it. `now()`
+   * steps over these when the wall clock reaches them.
+   */
+  after(floor: number): number {
+    const now = this.now();
+    if (now > floor) return now;
+    const borrowed = Math.max(floor + 1, this.#borrowedHigh + 1);
+    if (this.#borrowedHigh === 0) this.#borrowedLow = borrowed;
+    this.#borrowedHigh = borrowed;
+    return borrowed;
+  }
+
+  /** The range `after()` issued beyond the clock ("low:high"; "0:0" when empty), to persist. */
+  get borrowed(): string {
+    return `${this.#borrowedLow}:${this.#borrowedHigh}`;
+  }
+
+  /** Restores a persisted `borrowed` range after a restart. */
+  restoreBorrowed(range: string | undefined): void {
+    const [low, high] = (range ?? '0:0').split(':').map(Number);
+    if (!Number.isSafeInteger(low) || !Number.isSafeInteger(high) || high! <= this.#borrowedHigh) {
+      return;
+    }
+    this.#borrowedLow = this.#borrowedHigh === 0 ? low! : Math.min(low!, this.#borrowedLow);
+    this.#borrowedHigh = high!;
   }
 
   observe(timestamp: number): void {

@@ -87,6 +87,7 @@ export class KvStore {
     // What we issued ourselves is followed whatever the wall clock says now
     // (it may have gone back across the restart): a version is never reused.
     clock.restoreIssued(this.#issuedBeforeOpen());
+    clock.restoreBorrowed(this.#statements.metaGet.get('clock_borrowed') as string | undefined);
     if (clock.aheadOfWallMs() > 1_000) {
       log?.warn(
         { aheadOfWallMs: clock.aheadOfWallMs() },
@@ -267,6 +268,7 @@ export class KvStore {
       }
       this.#statements.metaSet.run('clock', String(this.#clock.last));
       this.#statements.metaSet.run('clock_issued', String(this.#clock.issuedMax));
+      this.#statements.metaSet.run('clock_borrowed', this.#clock.borrowed);
       return results;
     });
     try {
@@ -389,8 +391,9 @@ export class KvStore {
       }
       if (existingVersion) this.#clock.observe(existingVersion.timestamp);
       // The clock may be capped below a far-future version this key holds;
-      // the write must still order after it (without dragging the clock there).
-      const timestamp = Math.max(this.#clock.now(), (existingVersion?.timestamp ?? 0) + 1);
+      // the write must still order after it (without dragging the clock
+      // there), and its timestamp is still never issued twice (see after()).
+      const timestamp = this.#clock.after(existingVersion?.timestamp ?? 0);
       version = { timestamp, nodeId: this.nodeId };
       valueJson = mutation.valueJson;
       source = this.nodeId;

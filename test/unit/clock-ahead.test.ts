@@ -111,4 +111,43 @@ describe('a clock that observes versions from the future', () => {
     );
     store.close();
   });
+
+  test('versions that order after far-future ones are never issued twice (sim seed 200036)', () => {
+    // Two keys hold versions at the same far-future timestamp (from two nodes); the clock is
+    // capped below it. Each overwrite orders after it, and each gets its own timestamp; once
+    // the wall clock reaches them, now() steps over them — also after a restart.
+    let wallMs = WALL_MS;
+    const clock = () =>
+      new HybridClock(
+        () => wallMs,
+        0,
+        () => AHEAD_MS_MAX,
+      );
+    const dir = dirs.newDir();
+    const store = new KvStore(dir, 'normal', clock());
+    const futureMs = WALL_MS + 60_000;
+    const future = (nodeId: string) => ({ timestamp: futureMs * LOGICAL_PER_MS, nodeId });
+    applyRemote(store, [
+      { key: 'x', valueJson: '1', version: future('ffffffffffffff00') },
+      { key: 'y', valueJson: '2', version: future('ffffffffffffff01') },
+    ]);
+    const issued = [putLocal(store, 'x', '"x"'), putLocal(store, 'y', '"y"')].map(
+      (result) => result.version.timestamp,
+    );
+    assert.ok(issued.every((timestamp) => timestamp > futureMs * LOGICAL_PER_MS));
+    assert.notEqual(issued[0], issued[1], 'two overwrites, two timestamps');
+    assert.ok(
+      timestampToMs(putLocal(store, 'near', '1').version.timestamp) - WALL_MS <= AHEAD_MS_MAX + 1,
+      'other keys are still stamped near wall time',
+    );
+    store.close();
+    // Restarted when the wall clock has reached the far-future time.
+    wallMs = futureMs;
+    const reopened = new KvStore(dir, 'normal', clock());
+    const later = Array.from({ length: 5 }, (_, i) => putLocal(reopened, `z${i}`, '1'));
+    for (const result of later) {
+      assert.ok(!issued.includes(result.version.timestamp), 'no timestamp issued twice');
+    }
+    reopened.close();
+  });
 });
