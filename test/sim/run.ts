@@ -12,7 +12,7 @@ const USAGE = `usage: npm run sim -- [--seeds N] [--from S] [--seed N] [--nodes 
   --seed N       replay seed N and print its trace
   --nodes N      nodes per schedule, 2..9 (default ${DEFAULT_OPTIONS.nodes})
   --duration S   virtual seconds of ops and faults before the final heal (default ${DEFAULT_OPTIONS.durationMs / 1000})
-  --clock-jump-ms J  clock jumps drawn from ±J ms, a clock at most 2J off (default 20000)
+  --clock-jump-ms J  clock jumps drawn from ±J ms, a clock at most 2J (and 60 s) off (default 20000)
   --keep-going   do not stop at the first failing seed`;
 
 interface Flags {

@@ -41,7 +41,7 @@ export interface ScheduleOptions {
   readonly durationMs: number;
   readonly opGapMsMax: number;
   readonly faultGapMsMax: number;
-  /** Clock jumps are drawn from ±this; a node's clock ends at most twice this off. */
+  /** Clock jumps are drawn from ±this; a node's clock ends at most twice this (and 60 s) off. */
   readonly clockJumpMsMax: number;
 }
 

@@ -76,6 +76,8 @@ export function defaultRootDir(): string {
 
 const TRACE_LINES_MAX = 20_000;
 const CONVERGE_POLL_MS = 1_000;
+/** How far one node's clock may be off (test/chaos/checker.ts allows 125 s between two). */
+const CLOCK_OFFSET_MS_MAX = 60_000;
 /** The digest recount (hashing every row) runs every few steps; the other checks every step. */
 const DIGEST_EVERY_STEPS = 4;
 
@@ -300,7 +302,8 @@ class Simulation {
       case 'clock-jump': {
         const node = this.#nodes[fault.node]!;
         const offset = node.clockOffsetMs + fault.deltaMs;
-        const offsetMax = 2 * this.#clockJumpMsMax;
+        // Two clocks stay within 120 s of each other: the checker allows 125 s of skew.
+        const offsetMax = Math.min(2 * this.#clockJumpMsMax, CLOCK_OFFSET_MS_MAX);
         node.clockOffsetMs = Math.max(-offsetMax, Math.min(offsetMax, offset));
         return;
       }
