@@ -191,7 +191,7 @@ export class Supervisor {
     peer.lastSeenWallMs = this.#deps.wallMs();
     peer.rttMs = answer.rttMs;
     this.#checkLimits(peer, answer.valueBytesMax);
-    this.#checkClock(peer, answer.timeMs - (answer.sentAtMs + answer.rttMs / 2));
+    this.#checkClock(peer, answer.timeWallMs - (answer.sentAtWallMs + answer.rttMs / 2));
     if (answer.clockHigh !== null) peer.clockHigh = Math.max(peer.clockHigh, answer.clockHigh);
     if (peer.nodeId !== null && peer.nodeId !== answer.nodeId) {
       this.#deps.log.warn(

@@ -48,7 +48,7 @@ export class PeerClient implements PeerTransport {
   }
 
   async ping(wallMs: () => number): Promise<PingAnswer> {
-    const sentAtMs = wallMs();
+    const sentAtWallMs = wallMs();
     const started = performance.now();
     const response = await this.#request('GET', '/ping');
     // Only the headers matter; the body is drained (not parsed) up to a small bound.
@@ -68,8 +68,12 @@ export class PeerClient implements PeerTransport {
     const headers = response.headers;
     const rttMs = performance.now() - started;
     const nodeId = headers['x-peerkv-node-id'];
-    const timeMs = Number(headers['x-peerkv-time-ms']);
-    if (typeof nodeId !== 'string' || !NODE_ID_PATTERN.test(nodeId) || !Number.isFinite(timeMs)) {
+    const timeWallMs = Number(headers['x-peerkv-time-ms']);
+    if (
+      typeof nodeId !== 'string' ||
+      !NODE_ID_PATTERN.test(nodeId) ||
+      !Number.isFinite(timeWallMs)
+    ) {
       throw new PeerCallError('ping answer carries no peerkv node id', {
         code: 'PEER_BAD_ANSWER',
       });
@@ -81,7 +85,7 @@ export class PeerClient implements PeerTransport {
       typeof instance === 'string' && NODE_ID_PATTERN.test(instance) ? instance : null;
     const clock = Number(headers['x-peerkv-clock']);
     const clockHigh = Number.isSafeInteger(clock) && clock > 0 ? clock : null;
-    return { nodeId, timeMs, sentAtMs, rttMs, valueBytesMax, instanceId, clockHigh };
+    return { nodeId, timeWallMs, sentAtWallMs, rttMs, valueBytesMax, instanceId, clockHigh };
   }
 
   /** Calls the peer; resolves with the parsed JSON of a 2xx answer. */

@@ -33,9 +33,9 @@ export class PeerCallError extends Error {
 export interface PingAnswer {
   readonly nodeId: string;
   /** The peer's wall clock when it answered. */
-  readonly timeMs: number;
+  readonly timeWallMs: number;
   /** Our wall clock when we sent the ping. */
-  readonly sentAtMs: number;
+  readonly sentAtWallMs: number;
   readonly rttMs: number;
   /** The peer's --max-value-bytes (X-Peerkv-Max-Value-Bytes); null when it does not say. */
   readonly valueBytesMax: number | null;

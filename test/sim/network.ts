@@ -17,7 +17,7 @@ import type { Owner, VirtualTime } from './virtual-time.ts';
 /** What a node offers the network while it runs. */
 export interface Endpoint {
   readonly owner: Owner;
-  ping(): Omit<PingAnswer, 'sentAtMs' | 'rttMs'>;
+  ping(): Omit<PingAnswer, 'sentAtWallMs' | 'rttMs'>;
   handle(method: string, path: string, body: string | undefined): Promise<string>;
 }
 
@@ -91,12 +91,12 @@ export class Network {
     return {
       url,
       ping: async (wallMs) => {
-        const sentAtMs = wallMs();
+        const sentAtWallMs = wallMs();
         const startedMs = this.#time.nowMs;
         const answer = await this.#exchange(from, to, owner, 'GET /ping', (target) =>
           Promise.resolve(target.ping()),
         );
-        return { ...answer, sentAtMs, rttMs: this.#time.nowMs - startedMs };
+        return { ...answer, sentAtWallMs, rttMs: this.#time.nowMs - startedMs };
       },
       call: async (method, path, body) => {
         const text = await this.#exchange(from, to, owner, `${method} ${path}`, (target) =>

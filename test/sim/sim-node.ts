@@ -338,7 +338,7 @@ export class SimNode {
       owner: run.owner,
       ping: () => ({
         nodeId: this.nodeId,
-        timeMs: Math.floor(this.wallMs()),
+        timeWallMs: Math.floor(this.wallMs()),
         valueBytesMax: this.#ctx.config.valueBytesMax,
         instanceId,
         clockHigh: run.clock.last > 0 ? run.clock.last : null,
