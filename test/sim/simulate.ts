@@ -6,17 +6,10 @@
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pino, { type Logger } from 'pino';
-import { entryJson } from '../../src/store/wire.ts';
 import { formatVersion } from '../../src/version.ts';
 import { checkRun } from '../chaos/checker.ts';
 import type { OpRecord, ReadResult } from '../chaos/history.ts';
-import {
-  canonical,
-  integrityCheck,
-  type NodeSnapshot,
-  type StoredEntry,
-} from '../chaos/observe.ts';
+import { canonical, integrityCheck } from '../chaos/observe.ts';
 import type { OpStep } from '../chaos/schedule.ts';
 import { Invariants, type SimViolation } from './invariants.ts';
 import { Network } from './network.ts';
@@ -25,11 +18,12 @@ import {
   CLOCK_JUMP_MS_MAX_DEFAULT,
   describeFault,
   generateSchedule,
-  SIM_KEYS,
   type SimFault,
   type SimStep,
 } from './schedule.ts';
 import { type SimConfig, type SimContext, SimNode } from './sim-node.ts';
+import { snapshotOf } from './snapshot.ts';
+import { Trace } from './trace.ts';
 import { VirtualTime } from './virtual-time.ts';
 
 export interface SimOptions {
@@ -74,46 +68,11 @@ export function defaultRootDir(): string {
   }
 }
 
-const TRACE_LINES_MAX = 20_000;
 const CONVERGE_POLL_MS = 1_000;
 /** How far one node's clock may be off (test/chaos/checker.ts allows 125 s between two). */
 const CLOCK_OFFSET_MS_MAX = 60_000;
 /** The digest recount (hashing every row) runs every few steps; the other checks every step. */
 const DIGEST_EVERY_STEPS = 4;
-
-class Trace {
-  readonly lines: string[] = [];
-  readonly #time: VirtualTime;
-
-  constructor(time: VirtualTime) {
-    this.#time = time;
-  }
-
-  note(text: string): void {
-    if (this.lines.length < TRACE_LINES_MAX) {
-      this.lines.push(`${(this.#time.nowMs / 1000).toFixed(3).padStart(8)} ${text}`);
-    } else if (this.lines.length === TRACE_LINES_MAX) this.lines.push('... (trace cut here)');
-  }
-
-  /** A pino logger whose lines go into the trace, readable and without wall time. */
-  logger(node: number): Logger {
-    return pino(
-      { level: 'info', base: null, timestamp: false },
-      { write: (line: string) => this.note(`n${node} ${formatLog(line)}`) },
-    );
-  }
-}
-
-const LEVELS: Record<number, string> = { 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };
-
-function formatLog(line: string): string {
-  const { level, msg, component, ...rest } = JSON.parse(line) as Record<string, unknown>;
-  const fields = Object.entries(rest)
-    .map(([name, value]) => `${name}=${typeof value === 'string' ? value : JSON.stringify(value)}`)
-    .join(' ')
-    .slice(0, 300);
-  return `${LEVELS[level as number] ?? level} ${component ?? '-'}: ${msg}${fields ? ` ${fields}` : ''}`;
-}
 
 export async function simulate(options: SimOptions): Promise<SimResult> {
   const sim = new Simulation(options);
@@ -392,26 +351,8 @@ class Simulation {
   #converged(): boolean {
     const hashes = this.#nodes.map((node) => node.running!.store.digest.root());
     if (!hashes.every((hash) => hash === hashes[0])) return false;
-    const texts = this.#nodes.map((node) => canonical(this.#snapshot(node)));
+    const texts = this.#nodes.map((node) => canonical(snapshotOf(node)));
     return texts.every((text) => text === texts[0]);
-  }
-
-  #snapshot(node: SimNode): NodeSnapshot {
-    const store = node.running!.store;
-    const listing = new Map(
-      store
-        .list('', '', 10_000)
-        .map((entry) => [
-          entry.key,
-          { value: JSON.parse(entry.valueJson!), version: formatVersion(entry.version) },
-        ]),
-    );
-    const entries = new Map<string, StoredEntry>();
-    for (const key of new Set([...SIM_KEYS, ...listing.keys()])) {
-      const entry = store.get(key);
-      if (entry) entries.set(key, storedEntry(entryJson(entry)));
-    }
-    return { hash: store.digest.root(), listing, entries };
   }
 
   #check(converged: boolean): SimViolation[] {
@@ -420,7 +361,7 @@ class Simulation {
       violations.push({ check: 'internal-error', message: error });
     }
     this.#invariants.recount(this.#nodes, this.#time.nowMs);
-    const snapshots = this.#nodes.map((node) => this.#snapshot(node));
+    const snapshots = this.#nodes.map((node) => snapshotOf(node));
     const nowWallMs = this.#nodes[0]!.wallMs();
     for (const node of this.#nodes) node.crash();
     const integrity = this.#nodes.map((node) => integrityCheck(node.dataDir));
@@ -441,20 +382,4 @@ class Simulation {
     }
     return [...this.#invariants.violations, ...violations];
   }
-}
-
-/** An entry as the chaos observer reads it from POST /sync/fetch (test/chaos/observe.ts). */
-function storedEntry(json: string): StoredEntry {
-  const row = JSON.parse(json) as {
-    value?: unknown;
-    deleted?: boolean;
-    expired?: boolean;
-    expiresAt?: number;
-    version: string;
-  };
-  const expiry = row.expiresAt === undefined ? {} : { expiresAt: row.expiresAt };
-  if (row.deleted === true) return { deleted: true, version: row.version };
-  if (row.expired === true)
-    return { deleted: false, expired: true, version: row.version, ...expiry };
-  return { deleted: false, value: row.value, version: row.version, ...expiry };
 }
