@@ -87,10 +87,15 @@ export interface SupervisorDeps {
   readonly runtime?: Runtime;
 }
 
+/** How soon a peer that has never answered is pinged again during the start-up window. */
+const UNSEEN_RETRY_MS = 500;
+
 export class Supervisor {
   readonly #deps: SupervisorDeps;
   readonly #runtime: Runtime;
   #timer: TimerHandle | undefined;
+  /** Early re-pings of peers that have not answered yet (see #retryUnseen). */
+  readonly #retries = new Map<Peer, TimerHandle>();
   #ticks = 0;
   #stopped = false;
   #ticking: Promise<void> = Promise.resolve();
@@ -119,6 +124,8 @@ export class Supervisor {
   async stop(): Promise<void> {
     this.#stopped = true;
     this.#runtime.clearTimeout(this.#timer);
+    for (const timer of this.#retries.values()) this.#runtime.clearTimeout(timer);
+    this.#retries.clear();
     await this.#ticking;
   }
 
@@ -176,6 +183,7 @@ export class Supervisor {
       answer = await peer.client.ping(this.#deps.wallMs);
     } catch (error) {
       this.#markDown(peer, error);
+      this.#retryUnseen(peer);
       return;
     }
     // The peer may have left the cluster while the ping was out.
@@ -211,6 +219,29 @@ export class Supervisor {
     // While changes to the peer are in flight the digests differ anyway: try next round.
     else if (antiEntropy && peer.sender.pending === 0) this.#want(peer, 'anti-entropy');
     this.#maybeResync(peer);
+  }
+
+  /**
+   * Nodes started together (`npm start`) ping each other before all of them
+   * listen. A peer that has never answered is asked again within a second
+   * during the start-up window, not a whole ping period later, so their
+   * first writes replicate at once.
+   */
+  #retryUnseen(peer: Peer): void {
+    if (this.#stopped || peer.lastSeenWallMs !== null || this.#retries.has(peer)) return;
+    const delayMs = Math.min(UNSEEN_RETRY_MS, this.#deps.pingIntervalMs / 2);
+    const elapsedMs = this.#runtime.monoMs() - this.#startedMonoMs;
+    if (elapsedMs + delayMs > this.#deps.startupWindowMs) return;
+    const timer = this.#runtime.setTimeout(
+      () => {
+        this.#retries.delete(peer);
+        if (this.#stopped || peer.state === 'up' || !this.#deps.peers.includes(peer)) return;
+        void this.#ping(peer, false);
+      },
+      delayMs,
+      true,
+    );
+    this.#retries.set(peer, timer);
   }
 
   #markDown(peer: Peer, error: unknown): void {
