@@ -229,6 +229,13 @@ export function answerProblem(answer: RawAnswer, expect: Expectation): string | 
     return `closed without an HTTP answer (${answer.outcome} ${answer.errorCode ?? ''}) ${answer.text}`;
   }
   const seen = `${answer.status} ${answer.text.slice(0, 200)}`;
+  // Load shed before a byte of the body is read (four stalled /replicate bodies in the mix hold
+  // every replication slot for up to the request timeout): a bounded refusal, nothing changed.
+  const shed =
+    answer.status === 503 &&
+    (answer.json as { code?: unknown } | undefined)?.code === 'OVERLOADED' &&
+    (answer.headers['retry-after'] ?? '') !== '';
+  if (shed) return errorShapeProblem(answer.json, seen);
   if (answer.status >= 500) return `server error: ${seen}`;
   const ok = answer.status >= 200 && answer.status < 300;
   if (ok && expect.readOk !== true) return `accepted a hostile request: ${seen}`;
