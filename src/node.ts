@@ -162,6 +162,7 @@ export class PeerkvNode {
       gossipIntervalMs: Math.max(250, Math.min(config.pingIntervalMs, 5_000)),
       fullIntervalMs: config.antiEntropyIntervalMs,
       log: log.child({ component: 'membership' }),
+      runtime: nodeRuntime,
     });
     this.peers.push(...this.members.initialPeerUrls().map((url) => this.#createPeer(url)));
     this.#peerAddresses = peerAddresses([

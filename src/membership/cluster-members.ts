@@ -12,6 +12,7 @@ import type { Logger } from 'pino';
 import { PeerkvError } from '../errors.ts';
 import type { MemberService, MemberView } from '../http/member-routes.ts';
 import type { PeerTransport } from '../replication/peer-transport.ts';
+import { nodeRuntime, type Runtime } from '../runtime.ts';
 import type { MemberRow } from '../store/types.ts';
 import type { Peer } from '../supervisor.ts';
 import { NODE_ID_PATTERN } from '../version.ts';
@@ -44,12 +45,15 @@ export interface ClusterMembersDeps {
   readonly gossipIntervalMs: number;
   readonly fullIntervalMs: number;
   readonly log: Logger;
+  /** Timers and the monotonic clock (the simulator passes virtual ones); Node's own when absent. */
+  readonly runtime?: Runtime;
 }
 
 export class ClusterMembers {
   readonly membership: Membership;
   readonly gossip: MembershipGossip;
   readonly #deps: ClusterMembersDeps;
+  readonly #runtime: Runtime;
   /** This node's own addresses for its peers. */
   readonly #addresses: Set<string>;
   /** Addresses that turned out to reach a removed node (skipped while it stays removed). */
@@ -62,6 +66,7 @@ export class ClusterMembers {
 
   constructor(deps: ClusterMembersDeps) {
     this.#deps = deps;
+    this.#runtime = deps.runtime ?? nodeRuntime;
     this.membership = new Membership({
       store: deps.store,
       selfNodeId: deps.selfNodeId,
@@ -77,8 +82,9 @@ export class ClusterMembers {
       merged: (answer, joining) => this.#merged(answer, joining),
       intervalMs: deps.gossipIntervalMs,
       fullIntervalMs: deps.fullIntervalMs,
-      monoMs: () => performance.now(),
+      monoMs: () => this.#runtime.monoMs(),
       log: deps.log,
+      runtime: this.#runtime,
     });
   }
 
@@ -129,6 +135,7 @@ export class ClusterMembers {
       !this.#addresses.has(peer.url) &&
       this.#deps.peers.some((other) => other !== peer && other.nodeId === nodeId);
     if (!removed && !duplicate) return true;
+    // A microtask, not a timer: it runs before any timer, on virtual time too.
     queueMicrotask(() => this.reconcile());
     return false;
   }
@@ -238,7 +245,7 @@ export class ClusterMembers {
           if (attempts === 1 || attempts % 10 === 0) {
             this.#deps.log.warn({ via: url, attempts, err: message }, 'cannot join yet; retrying');
           }
-          setTimeout(attempt, Math.min(5_000, 250 * attempts)).unref();
+          this.#runtime.setTimeout(attempt, Math.min(5_000, 250 * attempts), true);
         },
       );
     };

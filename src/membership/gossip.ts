@@ -11,6 +11,7 @@
  * that was just removed, so it learns it and stops replicating.
  */
 import type { Logger } from 'pino';
+import { nodeRuntime, type Runtime, type TimerHandle } from '../runtime.ts';
 import { type MemberExchange, type Membership, parseMemberExchange } from './membership.ts';
 
 export interface GossipPeer {
@@ -35,6 +36,8 @@ export interface GossipDeps {
   readonly fullIntervalMs: number;
   readonly monoMs: () => number;
   readonly log: Logger;
+  /** Timers (the simulator passes virtual ones); Node's own when absent. */
+  readonly runtime?: Runtime;
 }
 
 export class MembershipGossip {
@@ -43,13 +46,15 @@ export class MembershipGossip {
   readonly #synced = new Map<string, { digest: string; atMs: number }>();
   /** Contacts whose last exchange failed, and when. */
   readonly #failedAt = new Map<string, number>();
-  #timer: NodeJS.Timeout | undefined;
+  readonly #runtime: Runtime;
+  #timer: TimerHandle | undefined;
   #running: Promise<void> = Promise.resolve();
   #stopped = false;
   #kicked = false;
 
   constructor(deps: GossipDeps) {
     this.#deps = deps;
+    this.#runtime = deps.runtime ?? nodeRuntime;
   }
 
   start(): void {
@@ -57,8 +62,7 @@ export class MembershipGossip {
       if (this.#stopped) return;
       this.#running = this.tick().finally(() => {
         if (!this.#stopped) {
-          this.#timer = setTimeout(loop, this.#deps.intervalMs);
-          this.#timer.unref();
+          this.#timer = this.#runtime.setTimeout(loop, this.#deps.intervalMs, true);
         }
       });
     };
@@ -67,7 +71,7 @@ export class MembershipGossip {
 
   async stop(): Promise<void> {
     this.#stopped = true;
-    clearTimeout(this.#timer);
+    this.#runtime.clearTimeout(this.#timer);
     await this.#running;
   }
 
@@ -75,7 +79,7 @@ export class MembershipGossip {
   kick(): void {
     if (this.#kicked || this.#stopped) return;
     this.#kicked = true;
-    setImmediate(() => {
+    this.#runtime.setImmediate(() => {
       this.#kicked = false;
       if (!this.#stopped) void this.tick();
     });

@@ -1,6 +1,8 @@
 // A simulated schedule: client operations and faults, drawn up front from the seed, each at a
 // virtual time. Ops use the chaos checker's step shape (test/chaos/schedule.ts), so its checks
 // apply unchanged: a put's value names its op, so every stored value is attributable.
+// Membership changes (a node removed by another, added back later by a third) come from a
+// stream of their own, so a seed's ops and other faults are the same as without them.
 import type { OpStep } from '../chaos/schedule.ts';
 import { chance, intBetween, pick, type Rng, stream } from './prng.ts';
 
@@ -24,7 +26,11 @@ export type SimFault =
       readonly to: number;
       readonly slowMsMax: number;
     }
-  | { readonly type: 'heal' };
+  | { readonly type: 'heal' }
+  /** `by` removes `node` (DELETE /cluster/members/<node id>). */
+  | { readonly type: 'remove'; readonly by: number; readonly node: number }
+  /** `by` adds `node` back (POST /cluster/members with its URL: pinged for its node id). */
+  | { readonly type: 'add'; readonly by: number; readonly node: number };
 
 export interface SimFaultStep {
   readonly kind: 'fault';
@@ -58,7 +64,9 @@ export const CLOCK_JUMP_MS_MAX_DEFAULT = 20_000;
 export function generateSchedule(options: ScheduleOptions): SimStep[] {
   const ops = drawOps(stream(options.seed, 'ops'), options);
   const faults = drawFaults(stream(options.seed, 'faults'), options);
-  const steps = [...ops, ...faults].sort((a, b) => a.atMs - b.atMs);
+  const members = drawMemberChanges(stream(options.seed, 'members'), options);
+  // A stable sort: at equal times ops and faults stay in the order they had without members.
+  const steps = [...ops, ...faults, ...members].sort((a, b) => a.atMs - b.atMs);
   return steps.map((step, index) => ({ ...step, index }));
 }
 
@@ -122,6 +130,30 @@ function drawFaults(rng: Rng, options: ScheduleOptions): SimStep[] {
   return steps;
 }
 
+/** Episodes of a node removed by one member and, usually, added back later by a third. */
+function drawMemberChanges(rng: Rng, options: ScheduleOptions): SimStep[] {
+  const steps: SimStep[] = [];
+  const n = options.nodes;
+  if (n < 2) return steps;
+  const at = (atMs: number, fault: SimFault): SimStep => ({ kind: 'fault', index: 0, atMs, fault });
+  for (let atMs = intBetween(rng, 0, MEMBER_GAP_MS_MAX); atMs < options.durationMs; ) {
+    const node = intBetween(rng, 0, n - 1);
+    const by = (node + intBetween(rng, 1, n - 1)) % n;
+    steps.push(at(atMs, { type: 'remove', by, node }));
+    // A third node when there is one, else the remover.
+    const thirds = Array.from({ length: n }, (_, i) => i).filter((i) => i !== node && i !== by);
+    const adder = thirds.length > 0 ? pick(rng, thirds) : by;
+    const addAtMs = atMs + intBetween(rng, 500, 20_000);
+    if (addAtMs < options.durationMs && chance(rng, 0.8)) {
+      steps.push(at(addAtMs, { type: 'add', by: adder, node }));
+    }
+    atMs += intBetween(rng, 1, MEMBER_GAP_MS_MAX);
+  }
+  return steps;
+}
+
+const MEMBER_GAP_MS_MAX = 30_000;
+
 export function describeFault(fault: SimFault): string {
   switch (fault.type) {
     case 'crash':
@@ -142,5 +174,9 @@ export function describeFault(fault: SimFault): string {
       return `slow n${fault.from} -> n${fault.to} (up to +${fault.slowMsMax} ms)`;
     case 'heal':
       return 'heal every link';
+    case 'remove':
+      return `n${fault.by} removes n${fault.node} (by node id)`;
+    case 'add':
+      return `n${fault.by} adds n${fault.node} back (by URL)`;
   }
 }

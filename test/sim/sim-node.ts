@@ -3,7 +3,8 @@
 // (test/sim/virtual-time.ts), a seeded random source, its own drifting wall clock and the
 // simulated network instead of undici. A crash drops the incarnation: its timers never fire,
 // its queued writes are lost, its messages vanish; what SQLite committed stays on disk and the
-// next start reopens it.
+// next start reopens it. Each node also keeps its peers in line with the cluster's membership
+// (src/membership/cluster-members.ts) over the same network, so members can be removed and added.
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
@@ -12,16 +13,19 @@ import { PeerkvError } from '../../src/errors.ts';
 import { type PeerHandlers, peerHandlers, type SyncService } from '../../src/http/sync-routes.ts';
 import { createInlineStorePool } from '../../src/inline-pool.ts';
 import { limits, replicationLimits } from '../../src/limits.ts';
+import { ClusterMembers } from '../../src/membership/cluster-members.ts';
+import { parseMemberExchange } from '../../src/membership/membership.ts';
 import type { StorePool } from '../../src/pool.ts';
 import { PeerSender } from '../../src/replication/peer-sender.ts';
 import type { Runtime } from '../../src/runtime.ts';
 import { ExpirySweeper } from '../../src/store/expiry-sweeper.ts';
 import { KvStore } from '../../src/store/kv-store.ts';
 import { databasePath, openDatabase } from '../../src/store/open-database.ts';
-import type { Mutation, MutationResult } from '../../src/store/types.ts';
+import type { MemberRow, Mutation, MutationResult } from '../../src/store/types.ts';
 import { WriteQueue } from '../../src/store/write-queue.ts';
 import { type Peer, Supervisor } from '../../src/supervisor.ts';
 import { Resync } from '../../src/sync/resync.ts';
+import { formatVersion } from '../../src/version.ts';
 import type { Endpoint, Network } from './network.ts';
 import { type Rng, stream } from './prng.ts';
 import type { Owner, VirtualTime } from './virtual-time.ts';
@@ -56,6 +60,13 @@ export function simUrl(index: number): string {
   return `http://sim-n${index}:1`;
 }
 
+/** The node a simulated URL names (the network reaches no other). */
+export function simIndex(url: string): number {
+  const match = /^http:\/\/sim-n(\d+):1$/.exec(url);
+  if (match === null) throw new PeerkvError('BAD_REQUEST', `${url} is not a simulated node`);
+  return Number(match[1]);
+}
+
 /** A node's id from its index: fixed, so versions (and the trace) replay exactly. */
 export function simNodeId(index: number): string {
   return `00000000000000${(index + 1).toString(16).padStart(2, '0')}`;
@@ -73,6 +84,7 @@ export interface Incarnation {
   readonly supervisor: Supervisor;
   readonly sweeper: ExpirySweeper;
   readonly handlers: PeerHandlers;
+  readonly members: ClusterMembers;
 }
 
 export class SimNode {
@@ -127,6 +139,7 @@ export class SimNode {
     );
     this.#ctx.network.attach(this.index, this.#endpoint(this.#run));
     this.#run.supervisor.start();
+    this.#run.members.start();
     this.#run.sweeper.start();
   }
 
@@ -161,7 +174,9 @@ export class SimNode {
   async write(mutation: Mutation & { kind: 'local' }): Promise<MutationResult> {
     const run = this.#run;
     if (!run) throw new PeerkvError('SHUTTING_DOWN', 'node is down');
-    const [result] = await run.writes.submit([{ ...mutation, tombstoneIfAbsent: true }]);
+    // As src/node.ts: a lone node need not remember deleting a key it never held.
+    const tombstoneIfAbsent = run.peers.length > 0 || run.members.clustered;
+    const [result] = await run.writes.submit([{ ...mutation, tombstoneIfAbsent }]);
     return result!;
   }
 
@@ -189,9 +204,8 @@ export class SimNode {
     });
     const pool = createInlineStorePool();
     const parts = { owner, runtime, clock, store, writes, pool, peers, log, rng };
-    for (let other = 0; other < config.nodes; other += 1) {
-      if (other !== this.index) peers.push(this.#peer(parts, other));
-    }
+    const members = this.#members(parts);
+    peers.push(...members.initialPeerUrls().map((url) => this.#peer(parts, simIndex(url))));
     const supervisor = new Supervisor({
       selfNodeId: store.nodeId,
       selfInstanceId: this.instanceId,
@@ -207,6 +221,7 @@ export class SimNode {
       random: rng,
       runtime,
       startupWindowMs: 3 * config.pingIntervalMs,
+      admit: (peer, nodeId) => members.admit(peer, nodeId),
     });
     const sweeper = new ExpirySweeper({
       expiredKeys: (nowWallMs, limit) => store.expiredKeys(nowWallMs, limit),
@@ -225,7 +240,54 @@ export class SimNode {
         timestampMax: () => clock.timestampMax(),
       },
     );
-    return { owner, runtime, clock, store, writes, pool, peers, supervisor, sweeper, handlers };
+    return {
+      owner,
+      runtime,
+      clock,
+      store,
+      writes,
+      pool,
+      peers,
+      supervisor,
+      sweeper,
+      handlers,
+      members,
+    };
+  }
+
+  /** As src/node.ts wires it: every other node is in `--peers`; no --join. */
+  #members(parts: Parts): ClusterMembers {
+    const { config, network } = this.#ctx;
+    const others = Array.from({ length: config.nodes }, (_, i) => i).filter(
+      (i) => i !== this.index,
+    );
+    return new ClusterMembers({
+      store: parts.store,
+      selfNodeId: this.nodeId,
+      selfUrl: simUrl(this.index),
+      configuredPeers: others.map(simUrl),
+      join: null,
+      peers: parts.peers,
+      createPeer: (url) => this.#peer(parts, simIndex(url)),
+      clientFor: (url) => network.transport(this.index, simIndex(url), url, parts.owner),
+      onPeerUrl: () => {},
+      newVersion: () => formatVersion({ timestamp: parts.clock.now(), nodeId: parts.store.nodeId }),
+      wallMs: () => this.wallMs(),
+      gossipIntervalMs: Math.max(250, Math.min(config.pingIntervalMs, 5_000)),
+      fullIntervalMs: config.antiEntropyIntervalMs,
+      log: parts.log.child({ component: 'membership' }),
+      runtime: parts.runtime,
+    });
+  }
+
+  /** Whether this node's member list says `nodeId` is removed (false while it is down). */
+  isRemoved(nodeId: string): boolean {
+    return this.#run?.members.membership.isRemoved(nodeId) ?? false;
+  }
+
+  /** The member rows this node holds (empty while it is down). */
+  memberRows(): MemberRow[] {
+    return this.#run?.members.membership.rows() ?? [];
   }
 
   #peer(parts: Parts, other: number): Peer {
@@ -365,6 +427,10 @@ export class SimNode {
         if (method === 'POST' && route === '/sync/buckets') return run.handlers.buckets(parsed);
         if (method === 'POST' && route === '/sync/rows') return run.handlers.rows(parsed);
         if (method === 'POST' && route === '/sync/fetch') return run.handlers.fetch(parsed);
+        if (method === 'POST' && route === '/sync/members') {
+          const answer = run.members.service().merge(parseMemberExchange(parsed));
+          return JSON.stringify(answer);
+        }
         throw new PeerkvError('NOT_FOUND', `no route ${method} ${path}`);
       },
     };

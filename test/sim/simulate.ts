@@ -6,6 +6,7 @@
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PeerkvError } from '../../src/errors.ts';
 import { formatVersion } from '../../src/version.ts';
 import { checkRun } from '../chaos/checker.ts';
 import type { OpRecord, ReadResult } from '../chaos/history.ts';
@@ -21,7 +22,7 @@ import {
   type SimFault,
   type SimStep,
 } from './schedule.ts';
-import { type SimConfig, type SimContext, SimNode } from './sim-node.ts';
+import { type SimConfig, type SimContext, SimNode, simUrl } from './sim-node.ts';
 import { snapshotOf } from './snapshot.ts';
 import { Trace } from './trace.ts';
 import { VirtualTime } from './virtual-time.ts';
@@ -69,6 +70,8 @@ export function defaultRootDir(): string {
 }
 
 const CONVERGE_POLL_MS = 1_000;
+/** How long the final heal waits for the member lists to agree before adding nodes back. */
+const MEMBERS_AGREE_MS_MAX = 30_000;
 /** How far one node's clock may be off (test/chaos/checker.ts allows 125 s between two). */
 const CLOCK_OFFSET_MS_MAX = 60_000;
 /** The digest recount (hashing every row) runs every few steps; the other checks every step. */
@@ -299,6 +302,45 @@ class Simulation {
       case 'heal':
         network.healAll();
         return;
+      case 'remove':
+        this.#removeMember(fault.by, fault.node);
+        return;
+      case 'add':
+        void this.#addMember(fault.by, fault.node);
+        return;
+    }
+  }
+
+  /** An operator's DELETE /cluster/members/<node id> on `by`; refusals are traced. */
+  #removeMember(by: number, index: number): void {
+    const run = this.#nodes[by]!.running;
+    if (!run) {
+      this.#trace.note(`remove n${index} on n${by}: failed (node down)`);
+      return;
+    }
+    try {
+      const row = run.members.service().remove(this.#nodes[index]!.nodeId);
+      this.#trace.note(`remove n${index} on n${by}: removed at ${row.version}`);
+    } catch (error) {
+      this.#trace.note(`remove n${index} on n${by}: refused ${describeError(error)}`);
+    }
+  }
+
+  /** An operator's POST /cluster/members {"url"} on `by`: true once it answered. */
+  async #addMember(by: number, index: number): Promise<boolean> {
+    const run = this.#nodes[by]!.running;
+    if (!run) {
+      this.#trace.note(`add n${index} on n${by}: failed (node down)`);
+      return false;
+    }
+    const owner = run.owner;
+    try {
+      const added = await run.members.service().add(simUrl(index));
+      if (owner.alive) this.#trace.note(`add n${index} on n${by}: added ${added.added}`);
+      return true;
+    } catch (error) {
+      if (owner.alive) this.#trace.note(`add n${index} on n${by}: failed ${describeError(error)}`);
+      return false;
     }
   }
 
@@ -336,6 +378,7 @@ class Simulation {
     this.#trace.note('FINAL heal every link, restart every node');
     this.#network.healAll();
     for (const node of this.#nodes) if (!node.running) this.#restart(node.index);
+    await this.#addBackRemoved(healAtMs);
     while (this.#time.nowMs - healAtMs < this.#options.convergeMsMax) {
       await this.#time.runUntil(this.#time.nowMs + CONVERGE_POLL_MS);
       this.#invariants.check(this.#nodes, this.#time.nowMs, false);
@@ -348,7 +391,40 @@ class Simulation {
     return undefined;
   }
 
+  /**
+   * Once the member lists agree (the removals have spread), every node some list says removed
+   * is added back, by the first other node, as an operator would after the heal.
+   */
+  async #addBackRemoved(healAtMs: number): Promise<void> {
+    const removed = () =>
+      this.#nodes.filter((node) => this.#nodes.some((other) => other.isRemoved(node.nodeId)));
+    if (removed().length === 0) return;
+    while (!this.#membersAgree() && this.#time.nowMs - healAtMs < MEMBERS_AGREE_MS_MAX) {
+      await this.#time.runUntil(this.#time.nowMs + CONVERGE_POLL_MS);
+    }
+    for (const node of removed()) {
+      const by = this.#nodes.find((other) => other !== node && !other.isRemoved(other.nodeId));
+      const adder = by ?? this.#nodes.find((other) => other !== node)!;
+      this.#trace.note(`FINAL n${adder.index} adds n${node.index} back`);
+      let answered = false;
+      void this.#addMember(adder.index, node.index).then((ok) => {
+        answered = ok;
+      });
+      const startMs = this.#time.nowMs;
+      await this.#time.runUntil(startMs + 2 * CONVERGE_POLL_MS, () => answered);
+    }
+  }
+
+  /** Every node holds the same member list. */
+  #membersAgree(): boolean {
+    const lists = this.#nodes.map((node) => JSON.stringify(node.memberRows()));
+    return lists.every((list) => list === lists[0]);
+  }
+
   #converged(): boolean {
+    if (!this.#membersAgree()) return false;
+    if (this.#nodes.some((node) => node.memberRows().some((row) => row.state === 'removed')))
+      return false;
     const hashes = this.#nodes.map((node) => node.running!.store.digest.root());
     if (!hashes.every((hash) => hash === hashes[0])) return false;
     const texts = this.#nodes.map((node) => canonical(snapshotOf(node)));
@@ -359,6 +435,18 @@ class Simulation {
     const violations: SimViolation[] = [];
     for (const error of this.#network.stats.internalErrors) {
       violations.push({ check: 'internal-error', message: error });
+    }
+    if (!this.#membersAgree()) {
+      violations.push({ check: 'membership', message: 'the member lists differ at the end' });
+    }
+    for (const node of this.#nodes) {
+      const removed = node.memberRows().filter((row) => row.state === 'removed');
+      for (const row of removed) {
+        violations.push({
+          check: 'membership',
+          message: `n${node.index} holds ${row.nodeId} removed at ${row.version} after it was added back`,
+        });
+      }
     }
     this.#invariants.recount(this.#nodes, this.#time.nowMs);
     const snapshots = this.#nodes.map((node) => snapshotOf(node));
@@ -382,4 +470,9 @@ class Simulation {
     }
     return [...this.#invariants.violations, ...violations];
   }
+}
+
+function describeError(error: unknown): string {
+  if (error instanceof PeerkvError) return `${error.code}: ${error.message}`;
+  return error instanceof Error ? error.message : String(error);
 }
