@@ -24,6 +24,7 @@ import { type SyncService, syncRoutes } from './http/sync-routes.ts';
 import { watchRoutes } from './http/watch-routes.ts';
 import { assertLimitRelations, limits, replicationLimits } from './limits.ts';
 import { ClusterMembers } from './membership/cluster-members.ts';
+import { memberVersion } from './membership/membership.ts';
 import { LiveKeyCounter } from './metrics/live-keys.ts';
 import { Metrics, type NodeProbe } from './metrics/metrics.ts';
 import { createStorePool, type StorePool } from './pool.ts';
@@ -42,7 +43,6 @@ import type { MutationResult } from './store/types.ts';
 import { WriteQueue } from './store/write-queue.ts';
 import { type Peer, peerStatus, Supervisor } from './supervisor.ts';
 import { Resync } from './sync/resync.ts';
-import { formatVersion } from './version.ts';
 import { WatchHub } from './watch/watch-hub.ts';
 
 export class PeerkvNode {
@@ -157,7 +157,7 @@ export class PeerkvNode {
       onPeerUrl: (url) => {
         for (const address of peerAddresses([url])) this.#peerAddresses.add(address);
       },
-      newVersion: () => formatVersion({ timestamp: this.clock.now(), nodeId: this.store.nodeId }),
+      newVersion: (above) => memberVersion(this.clock, this.store.nodeId, above),
       wallMs: this.#wallMs,
       gossipIntervalMs: Math.max(250, Math.min(config.pingIntervalMs, 5_000)),
       fullIntervalMs: config.antiEntropyIntervalMs,

@@ -40,7 +40,8 @@ export interface ClusterMembersDeps {
   readonly clientFor: (url: string) => PeerTransport;
   /** Called with the URL of every peer added (the connection guard keeps slots for peers). */
   readonly onPeerUrl: (url: string) => void;
-  readonly newVersion: () => string;
+  /** See `MembershipDeps.newVersion` (`memberVersion` over the node's clock). */
+  readonly newVersion: (above: string | undefined) => string;
   readonly wallMs: () => number;
   readonly gossipIntervalMs: number;
   readonly fullIntervalMs: number;

@@ -15,10 +15,11 @@
  * A row is matched to those by node id, so removing a node stops every member
  * replicating with it however each one reaches it.
  */
+import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { PeerkvError } from '../errors.ts';
 import type { MemberRow } from '../store/types.ts';
-import { NODE_ID_PATTERN, parseVersion } from '../version.ts';
+import { formatVersion, NODE_ID_PATTERN, parseVersion } from '../version.ts';
 
 /** At most this many rows in a list (a longer list from a peer is refused). */
 export const MEMBERS_MAX = 1_000;
@@ -32,8 +33,12 @@ export interface MemberStore {
 export interface MembershipDeps {
   readonly store: MemberStore;
   readonly selfNodeId: string;
-  /** A fresh version for a change made here (the node's hybrid clock). */
-  readonly newVersion: () => string;
+  /**
+   * A fresh version for a change made here (the node's hybrid clock), ordering above `above`
+   * (the row the change replaces) even when this node's clock is behind the node that made
+   * that row: see `memberVersion`.
+   */
+  readonly newVersion: (above: string | undefined) => string;
 }
 
 export class Membership {
@@ -81,7 +86,7 @@ export class Membership {
   add(nodeId: string, url: string): boolean {
     const current = this.#rows.get(nodeId);
     if (current?.state === 'member' && current.url === url) return false;
-    this.#save([{ nodeId, url, state: 'member', version: this.#deps.newVersion() }]);
+    this.#save([{ nodeId, url, state: 'member', version: this.#versionAbove(current) }]);
     return true;
   }
 
@@ -94,7 +99,8 @@ export class Membership {
       );
     }
     if (this.isRemoved(nodeId)) throw new PeerkvError('NOT_FOUND', `${nodeId} is not a member`);
-    const row: MemberRow = { nodeId, url, state: 'removed', version: this.#deps.newVersion() };
+    const current = this.#rows.get(nodeId);
+    const row: MemberRow = { nodeId, url, state: 'removed', version: this.#versionAbove(current) };
     this.#save([row]);
     return row;
   }
@@ -110,6 +116,16 @@ export class Membership {
     return newer.size > 0;
   }
 
+  /** A version for a change that must win over `current` wherever the two meet. */
+  #versionAbove(current: MemberRow | undefined): string {
+    const version = this.#deps.newVersion(current?.version);
+    assert.ok(
+      current === undefined || orderKey({ ...current, version }) > orderKey(current),
+      'a member change orders above the row it replaces',
+    );
+    return version;
+  }
+
   #save(rows: readonly MemberRow[]): void {
     for (const row of rows) this.#rows.set(row.nodeId, row);
     this.#deps.store.saveMembers(rows);
@@ -122,6 +138,21 @@ export class Membership {
  */
 function orderKey(row: MemberRow): string {
   return `${row.version} ${row.state} ${row.url}`;
+}
+
+/**
+ * The version of a member change made on node `nodeId`: the clock's next timestamp, or, when
+ * the row it replaces carries a later one (made on a node whose clock runs ahead), one above
+ * that without moving the clock there (`HybridClock.after`). Without it an operator's add
+ * back, made on a node behind the one that removed, lost to the removal once the lists met.
+ */
+export function memberVersion(
+  clock: { after(floor: number): number },
+  nodeId: string,
+  above: string | undefined,
+): string {
+  const floor = above === undefined ? 0 : (parseVersion(above)?.timestamp ?? 0);
+  return formatVersion({ timestamp: clock.after(floor), nodeId });
 }
 
 /** A member URL: http(s), a host, no path, query, fragment or credentials; its origin. */

@@ -14,7 +14,7 @@ import { type PeerHandlers, peerHandlers, type SyncService } from '../../src/htt
 import { createInlineStorePool } from '../../src/inline-pool.ts';
 import { limits, replicationLimits } from '../../src/limits.ts';
 import { ClusterMembers } from '../../src/membership/cluster-members.ts';
-import { parseMemberExchange } from '../../src/membership/membership.ts';
+import { memberVersion, parseMemberExchange } from '../../src/membership/membership.ts';
 import type { StorePool } from '../../src/pool.ts';
 import { PeerSender } from '../../src/replication/peer-sender.ts';
 import type { Runtime } from '../../src/runtime.ts';
@@ -25,7 +25,6 @@ import type { MemberRow, Mutation, MutationResult } from '../../src/store/types.
 import { WriteQueue } from '../../src/store/write-queue.ts';
 import { type Peer, Supervisor } from '../../src/supervisor.ts';
 import { Resync } from '../../src/sync/resync.ts';
-import { formatVersion } from '../../src/version.ts';
 import type { Endpoint, Network } from './network.ts';
 import { type Rng, stream } from './prng.ts';
 import type { Owner, VirtualTime } from './virtual-time.ts';
@@ -271,7 +270,7 @@ export class SimNode {
       createPeer: (url) => this.#peer(parts, simIndex(url)),
       clientFor: (url) => network.transport(this.index, simIndex(url), url, parts.owner),
       onPeerUrl: () => {},
-      newVersion: () => formatVersion({ timestamp: parts.clock.now(), nodeId: parts.store.nodeId }),
+      newVersion: (above) => memberVersion(parts.clock, parts.store.nodeId, above),
       wallMs: () => this.wallMs(),
       gossipIntervalMs: Math.max(250, Math.min(config.pingIntervalMs, 5_000)),
       fullIntervalMs: config.antiEntropyIntervalMs,

@@ -3,9 +3,11 @@
 // higher version wins per node id; and bad lists from a peer are refused whole.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { HybridClock, LOGICAL_PER_MS } from '../../src/clock.ts';
 import { PeerkvError } from '../../src/errors.ts';
-import { Membership, parseMemberExchange } from '../../src/membership/membership.ts';
+import { Membership, memberVersion, parseMemberExchange } from '../../src/membership/membership.ts';
 import type { MemberRow } from '../../src/store/types.ts';
+import { formatVersion } from '../../src/version.ts';
 
 const IDS = ['00000000000000a1', '00000000000000a2', '00000000000000a3', '00000000000000a4'];
 
@@ -84,6 +86,35 @@ describe('member list merge', () => {
       () => m.remove(IDS[0]!, 'http://127.0.0.1:8001'),
       (error: unknown) => error instanceof PeerkvError && error.code === 'NOT_FOUND',
     );
+  });
+
+  test('an add back made on a node whose clock is behind the removal wins over it (sim seed 12)', () => {
+    // The removal was made on a node whose clock runs 20 s ahead of the adder's.
+    const wallMs = Date.UTC(2026, 0, 1);
+    const aheadTimestamp = (wallMs + 20_000) * LOGICAL_PER_MS;
+    const removal: MemberRow = {
+      nodeId: IDS[0]!,
+      url: 'http://127.0.0.1:8002',
+      state: 'removed',
+      version: formatVersion({ timestamp: aheadTimestamp, nodeId: IDS[1]! }),
+    };
+    const clock = new HybridClock(
+      () => wallMs,
+      0,
+      () => 1_000,
+    );
+    const saved: MemberRow[] = [];
+    const adder = new Membership({
+      store: { members: () => saved, saveMembers: (more) => void saved.push(...more) },
+      selfNodeId: IDS[2]!,
+      newVersion: (above) => memberVersion(clock, IDS[2]!, above),
+    });
+    adder.merge([removal]);
+    assert.equal(adder.add(IDS[0]!, 'http://127.0.0.1:8002'), true);
+    const other = membership([removal]);
+    other.merge(adder.rows());
+    assert.equal(other.isRemoved(IDS[0]!), false, 'the add reaches a node holding the removal');
+    assert.ok(clock.last < aheadTimestamp, 'the clock was not dragged to the removal');
   });
 
   test('a bad list from a peer is refused whole', () => {
