@@ -1,7 +1,8 @@
 // The simulator as part of npm test: a few hundred seeded schedules (3 nodes, virtual time, an
-// in-memory network with drops, duplicates, cuts and delays, crashes and clock jumps), each
-// checked with the chaos checker's checks and the step invariants; and a replay of one seed
-// that must give the same trace, byte for byte. A failing seed is named with its replay command.
+// in-memory network with drops, duplicates, cuts and delays, crashes, clock jumps and
+// membership changes), each checked with the chaos checker's checks and the step invariants;
+// and a replay of one seed that must give the same trace, byte for byte. A failing seed is
+// named with its replay command.
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { after, describe, test } from 'node:test';
