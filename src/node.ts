@@ -20,7 +20,7 @@ import { type KvService, kvRoutes } from './http/kv-routes.ts';
 import { memberRoutes } from './http/member-routes.ts';
 import { operatorRoutes } from './http/operator-routes.ts';
 import { opsRoutes } from './http/ops-routes.ts';
-import { type SyncService, syncRoutes } from './http/sync-routes.ts';
+import { bucketRowsFromPool, type SyncService, syncRoutes } from './http/sync-routes.ts';
 import { watchRoutes } from './http/watch-routes.ts';
 import { assertLimitRelations, limits, replicationLimits } from './limits.ts';
 import { ClusterMembers } from './membership/cluster-members.ts';
@@ -41,7 +41,7 @@ import { scrubDigest } from './store/scrub.ts';
 import { Snapshotter } from './store/snapshots.ts';
 import type { MutationResult } from './store/types.ts';
 import { WriteQueue } from './store/write-queue.ts';
-import { type Peer, peerStatus, Supervisor } from './supervisor.ts';
+import { newPeer, type Peer, peerStatus, Supervisor } from './supervisor.ts';
 import { Resync } from './sync/resync.ts';
 import { WatchHub } from './watch/watch-hub.ts';
 
@@ -398,27 +398,7 @@ export class PeerkvNode {
       observeLagMs: (lagMs) => this.#metrics.observeReplicationLag(url, lagMs / 1000),
       onRefused: () => this.supervisor.noteRefused(peer),
     });
-    const peer: Peer = {
-      url,
-      client,
-      sender,
-      state: 'unknown',
-      nodeId: null,
-      lastSeenWallMs: null,
-      clockOffsetMs: null,
-      clockHigh: 0,
-      rttMs: null,
-      skewed: false,
-      idConflict: false,
-      valueBytesMax: null,
-      resyncing: false,
-      resyncWanted: null,
-      resyncWantedAtMonoMs: 0,
-      resyncNotBeforeMonoMs: 0,
-      resyncDeferrals: 0,
-      lastResync: null,
-      resyncTotals: { runs: 0, entriesSent: 0, entriesReceived: 0, bytesSent: 0, bytesReceived: 0 },
-    };
+    const peer = newPeer(url, client, sender);
     return peer;
   }
 
@@ -554,18 +534,7 @@ export class PeerkvNode {
       },
       writeRoom: () => this.writes.room,
       get: (key) => store.get(key),
-      bucketRows: async (request) => {
-        const rows = await this.pool.rowsForPeer({
-          kind: 'bucket-rows',
-          dbPath: store.dbPath,
-          buckets: request.buckets,
-          after: request.after,
-          withValues: request.values,
-          rowsMax: replicationLimits.resyncRowsPerRequest,
-          bytesMax: replicationLimits.resyncBytesPerRequest,
-        });
-        return { json: rows.json, next: rows.nextBucket };
-      },
+      bucketRows: bucketRowsFromPool(this.pool, store.dbPath),
       backlogFor: (nodeId) =>
         this.peers.find((peer) => (peer.nodeId ?? peer.sender.peerNodeId) === nodeId)?.sender
           .pending ?? 0,

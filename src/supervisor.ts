@@ -60,6 +60,31 @@ export interface Peer {
   };
 }
 
+/** A peer as it starts: nothing known of it yet. */
+export function newPeer(url: string, client: PeerTransport, sender: PeerSender): Peer {
+  return {
+    url,
+    client,
+    sender,
+    state: 'unknown',
+    nodeId: null,
+    lastSeenWallMs: null,
+    clockOffsetMs: null,
+    clockHigh: 0,
+    rttMs: null,
+    skewed: false,
+    idConflict: false,
+    valueBytesMax: null,
+    resyncing: false,
+    resyncWanted: null,
+    resyncWantedAtMonoMs: 0,
+    resyncNotBeforeMonoMs: 0,
+    resyncDeferrals: 0,
+    lastResync: null,
+    resyncTotals: { runs: 0, entriesSent: 0, entriesReceived: 0, bytesSent: 0, bytesReceived: 0 },
+  };
+}
+
 export interface SupervisorDeps {
   readonly selfNodeId: string;
   /** This process's nonce, announced in X-Peerkv-Instance: how the node knows itself. */

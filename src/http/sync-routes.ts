@@ -5,6 +5,7 @@
  */
 import { PeerkvError } from '../errors.ts';
 import { limits, replicateBodyBytesMax, replicationLimits } from '../limits.ts';
+import type { StorePool } from '../pool.ts';
 import type { BucketDigest } from '../store/digest.ts';
 import { BUCKETS_PER_GROUP } from '../store/digest.ts';
 import type { Entry, Mutation, MutationResult } from '../store/types.ts';
@@ -33,6 +34,25 @@ export interface SyncService {
   /** Whether this node is running a resync of its own right now. */
   resyncing(): boolean;
   clusterStatus(): unknown;
+}
+
+/** `SyncService.bucketRows` over the store pool: a peer's page, within the peers' share. */
+export function bucketRowsFromPool(
+  pool: Pick<StorePool, 'rowsForPeer'>,
+  dbPath: string,
+): SyncService['bucketRows'] {
+  return async (request) => {
+    const rows = await pool.rowsForPeer({
+      kind: 'bucket-rows',
+      dbPath,
+      buckets: request.buckets,
+      after: request.after,
+      withValues: request.values,
+      rowsMax: replicationLimits.resyncRowsPerRequest,
+      bytesMax: replicationLimits.resyncBytesPerRequest,
+    });
+    return { json: rows.json, next: rows.nextBucket };
+  };
 }
 
 export interface SyncRouteOptions {

@@ -10,7 +10,12 @@ import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { HybridClock } from '../../src/clock.ts';
 import { PeerkvError } from '../../src/errors.ts';
-import { type PeerHandlers, peerHandlers, type SyncService } from '../../src/http/sync-routes.ts';
+import {
+  bucketRowsFromPool,
+  type PeerHandlers,
+  peerHandlers,
+  type SyncService,
+} from '../../src/http/sync-routes.ts';
 import { createInlineStorePool } from '../../src/inline-pool.ts';
 import { limits, replicationLimits } from '../../src/limits.ts';
 import { ClusterMembers } from '../../src/membership/cluster-members.ts';
@@ -23,7 +28,7 @@ import { KvStore } from '../../src/store/kv-store.ts';
 import { databasePath, openDatabase } from '../../src/store/open-database.ts';
 import type { MemberRow, Mutation, MutationResult } from '../../src/store/types.ts';
 import { WriteQueue } from '../../src/store/write-queue.ts';
-import { type Peer, Supervisor } from '../../src/supervisor.ts';
+import { newPeer, type Peer, Supervisor } from '../../src/supervisor.ts';
 import { Resync } from '../../src/sync/resync.ts';
 import type { Endpoint, Network } from './network.ts';
 import { type Rng, stream } from './prng.ts';
@@ -311,27 +316,7 @@ export class SimNode {
       if (fresh) this.#ctx.onFreshPeer(this.index, other, sender.cursor);
       return fresh;
     };
-    peer = {
-      url,
-      client,
-      sender,
-      state: 'unknown',
-      nodeId: null,
-      lastSeenWallMs: null,
-      clockOffsetMs: null,
-      clockHigh: 0,
-      rttMs: null,
-      skewed: false,
-      idConflict: false,
-      valueBytesMax: null,
-      resyncing: false,
-      resyncWanted: null,
-      resyncWantedAtMonoMs: 0,
-      resyncNotBeforeMonoMs: 0,
-      resyncDeferrals: 0,
-      lastResync: null,
-      resyncTotals: { runs: 0, entriesSent: 0, entriesReceived: 0, bytesSent: 0, bytesReceived: 0 },
-    };
+    peer = newPeer(url, client, sender);
     return peer;
   }
 
@@ -373,18 +358,7 @@ export class SimNode {
       submit: (mutations, options) => writes.submit(mutations, options),
       writeRoom: () => writes.room,
       get: (key) => store.get(key),
-      bucketRows: async (request) => {
-        const rows = await pool.rowsForPeer({
-          kind: 'bucket-rows',
-          dbPath: store.dbPath,
-          buckets: request.buckets,
-          after: request.after,
-          withValues: request.values,
-          rowsMax: replicationLimits.resyncRowsPerRequest,
-          bytesMax: replicationLimits.resyncBytesPerRequest,
-        });
-        return { json: rows.json, next: rows.nextBucket };
-      },
+      bucketRows: bucketRowsFromPool(pool, store.dbPath),
       backlogFor: (nodeId) =>
         peers.find((peer) => (peer.nodeId ?? peer.sender.peerNodeId) === nodeId)?.sender.pending ??
         0,

@@ -8,7 +8,7 @@ import { after, describe, test } from 'node:test';
 import pino from 'pino';
 import { HybridClock } from '../../src/clock.ts';
 import { PeerkvError } from '../../src/errors.ts';
-import { peerHandlers, type SyncService } from '../../src/http/sync-routes.ts';
+import { bucketRowsFromPool, peerHandlers, type SyncService } from '../../src/http/sync-routes.ts';
 import { createInlineStorePool } from '../../src/inline-pool.ts';
 import { limits, replicateBodyBytesMax, replicationLimits } from '../../src/limits.ts';
 import { PeerCallError, type PeerTransport } from '../../src/replication/peer-transport.ts';
@@ -29,18 +29,7 @@ function syncService(store: KvStore): SyncService {
     submit: async (mutations) => store.applyMutations(mutations),
     writeRoom: () => limits.writeQueueMutationsMax,
     get: (key) => store.get(key),
-    bucketRows: async (request) => {
-      const rows = await pool.rowsForPeer({
-        kind: 'bucket-rows',
-        dbPath: store.dbPath,
-        buckets: request.buckets,
-        after: request.after,
-        withValues: request.values,
-        rowsMax: replicationLimits.resyncRowsPerRequest,
-        bytesMax: replicationLimits.resyncBytesPerRequest,
-      });
-      return { json: rows.json, next: rows.nextBucket };
-    },
+    bucketRows: bucketRowsFromPool(pool, store.dbPath),
     backlogFor: () => 0,
     resyncing: () => false,
     clusterStatus: () => ({}),
