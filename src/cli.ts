@@ -39,6 +39,7 @@ const NODE_FLAGS = [
   'watch-heartbeat',
   'join',
   'advertise-url',
+  'tombstone-grace',
 ] as const;
 
 export const NODE_USAGE = `Usage: peerkv node --port <port> [options]
@@ -56,6 +57,9 @@ export const NODE_USAGE = `Usage: peerkv node --port <port> [options]
   --timeout <seconds>      timeout of every call to a peer (default 15)
   --anti-entropy <seconds> how often digests are compared with each peer (default 60)
   --expiry-sweep <seconds> how often expired values are swept (default 1)
+  --tombstone-grace <time> keep tombstones and expired entries at least this long,
+                           and until every member holds them (default 3d; a number
+                           of seconds, or with s, m, h or d: 90s, 30m, 12h, 7d)
   --max-watchers <n>       concurrent GET /watch streams (default 256)
   --watch-heartbeat <s>    seconds between heartbeats on idle watch streams (default 15)
   --host <address>         address to bind (default 127.0.0.1)
@@ -121,6 +125,7 @@ export function parseNodeArgs(
       'watch-heartbeat',
       limits.watchHeartbeatMsDefault / 1000,
     ),
+    tombstoneGraceMs: parseDuration(args['tombstone-grace'], 'tombstone-grace', '3d'),
     sweepIntervalMs: parseSeconds(
       args['expiry-sweep'],
       'expiry-sweep',
@@ -343,6 +348,26 @@ function parseSeconds(text: string | undefined, name: string, fallback: number):
   }
   if (seconds > 86_400) throw new ConfigError(`--${name} must be at most 86400 seconds`);
   return Math.max(1, Math.round(seconds * 1000));
+}
+
+const DURATION_UNITS_MS: Record<string, number> = {
+  s: 1_000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+};
+const DURATION_MS_MAX = 3_650 * 86_400_000;
+
+/** A duration: seconds, or a number with s, m, h or d; from a second to ten years. */
+function parseDuration(text: string | undefined, name: string, fallback: string): number {
+  const match = /^(\d+(?:\.\d+)?)([smhd]?)$/.exec((text ?? fallback).trim());
+  const ms = match ? Number(match[1]) * DURATION_UNITS_MS[match[2] || 's']! : Number.NaN;
+  if (!Number.isFinite(ms) || ms < 1_000 || ms > DURATION_MS_MAX) {
+    throw new ConfigError(
+      `--${name} must be a duration from 1s to 3650d (e.g. 90, 30m, 7d), got "${text}"`,
+    );
+  }
+  return Math.round(ms);
 }
 
 function parseInteger(

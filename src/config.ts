@@ -21,6 +21,8 @@ export interface NodeConfig {
   readonly watchHeartbeatMs: number;
   /** How often the expiry sweep drops the values of expired entries. */
   readonly sweepIntervalMs: number;
+  /** Tombstones and expired entries are kept at least this long (src/tombstones/). */
+  readonly tombstoneGraceMs: number;
   readonly logLevel: LogLevel;
   /** `pretty` on a terminal, `json` otherwise, unless --log-format says. */
   readonly logFormat: LogFormat;

@@ -8,7 +8,7 @@ import { statSync } from 'node:fs';
 import { type AddressInfo, isIP } from 'node:net';
 import type { Logger } from 'pino';
 import type { ClusterStatus } from './client/types.ts';
-import { HybridClock } from './clock.ts';
+import { HybridClock, timestampToMs } from './clock.ts';
 import { ClusterOverviewSource } from './cluster-overview.ts';
 import type { NodeConfig } from './config.ts';
 import { ConfigError, PeerkvError } from './errors.ts';
@@ -43,6 +43,8 @@ import type { MutationResult } from './store/types.ts';
 import { WriteQueue } from './store/write-queue.ts';
 import { newPeer, type Peer, peerStatus, Supervisor } from './supervisor.ts';
 import { Resync } from './sync/resync.ts';
+import { TombstoneCollector } from './tombstones/collector.ts';
+import { formatAcked, removalPause } from './tombstones/stability.ts';
 import { WatchHub } from './watch/watch-hub.ts';
 
 export class PeerkvNode {
@@ -57,6 +59,7 @@ export class PeerkvNode {
   readonly members: ClusterMembers;
   readonly supervisor: Supervisor;
   readonly sweeper: ExpirySweeper;
+  readonly tombstones: TombstoneCollector;
   readonly watchers: WatchHub;
   readonly snapshots: Snapshotter;
   readonly #http: HttpServer;
@@ -73,6 +76,8 @@ export class PeerkvNode {
   #stopping = false;
   /** Why the node is not ready yet (see /readyz), or null. */
   #notReady: string | null = 'start-up digest check running';
+  /** When a behind-horizon refusal was last logged, per sending node. */
+  readonly #behindHorizonLogged = new Map<string, number>();
   /** IP addresses members connect from (the connection guard keeps slots for them). */
   readonly #peerAddresses: Set<string>;
 
@@ -196,6 +201,17 @@ export class PeerkvNode {
           bytesReceived: record.bytesReceived ?? 0,
         }),
     });
+    this.tombstones = new TombstoneCollector({
+      store: this.store,
+      peers: () => this.peers,
+      graceMs: config.tombstoneGraceMs,
+      intervalMs: config.pingIntervalMs,
+      wallMs: this.#wallMs,
+      log: log.child({ component: 'tombstones' }),
+      runtime: nodeRuntime,
+      onRemoved: (count) => metrics.observeTombstonesRemoved(count),
+      paused: () => removalPause(this.members.membership.rows()),
+    });
     metrics.sample(this.#probe());
     assertLimitRelations(config.valueBytesMax);
     const bodyBudget = new BodyBudget(limits.bodyBytesInFlightMax);
@@ -204,6 +220,10 @@ export class PeerkvNode {
       wallMs: this.#wallMs,
       timestampMax: () => this.clock.timestampMax(),
       clockHigh: () => this.clock.last,
+      ackHeaders: () => {
+        const report = this.tombstones.report();
+        return { horizon: String(report.horizon), acked: formatAcked(report.acked) };
+      },
       bodyBudget,
     };
     const kvService = this.#kvService();
@@ -267,6 +287,7 @@ export class PeerkvNode {
     node.supervisor.start();
     node.members.start();
     node.sweeper.start();
+    node.tombstones.start();
     node.#scrub();
     node.#warnIfOpen();
     log.info(
@@ -302,6 +323,7 @@ export class PeerkvNode {
     await this.supervisor.stop();
     await this.members.stop();
     await this.sweeper.stop();
+    this.tombstones.stop();
     await closed;
     clearTimeout(grace);
     await this.writes.close();
@@ -420,6 +442,7 @@ export class PeerkvNode {
           replicationLimits.resyncDeadlineMinMs,
           replicationLimits.resyncDeadlineTimeouts * this.#config.timeoutMs,
         ),
+        behindHorizon: (from, count) => this.#behindHorizon(from, count),
       },
       peer.client,
       peer.nodeId!,
@@ -452,6 +475,7 @@ export class PeerkvNode {
     return {
       liveKeys: live,
       tombstones: () => Math.max(0, this.store.digest.entryCount() - live()),
+      tombstoneHorizonMs: () => timestampToMs(this.store.horizon),
       databaseBytes: () => databaseBytes(this.store.dbPath),
       writeQueueMutations: () => this.writes.queued,
       poolQueuedTasks: () => this.pool.queuedTasks,
@@ -540,7 +564,24 @@ export class PeerkvNode {
           .pending ?? 0,
       resyncing: () => this.supervisor.resyncing,
       clusterStatus: () => this.#clusterStatus(),
+      behindHorizon: (from, count) => this.#behindHorizon(from, count),
     };
+  }
+
+  /**
+   * A peer offered live entries older than our tombstone horizon that we do
+   * not hold: it (or the backup it came from) is older than what was removed.
+   * They were refused; the log says so once a minute per peer.
+   */
+  #behindHorizon(from: string, count: number): void {
+    this.#metrics.observeBehindHorizon(count);
+    const now = this.#wallMs();
+    if (now - (this.#behindHorizonLogged.get(from) ?? Number.NEGATIVE_INFINITY) < 60_000) return;
+    this.#behindHorizonLogged.set(from, now);
+    this.#log.error(
+      { from, refused: count, horizon: new Date(timestampToMs(this.store.horizon)).toISOString() },
+      'refused entries older than the tombstone horizon from a node that is older than what was removed; that node must be rebuilt from its peers (empty its --data-dir, start it with --join)',
+    );
   }
 
   #clusterStatus(): ClusterStatus {
@@ -562,6 +603,14 @@ export class PeerkvNode {
           ahead: this.clock.aheadOfWallMs() > this.#config.clockSkewMsMax,
         },
         expiredSwept: this.sweeper.swept,
+        tombstones: {
+          held: this.store.deadRows,
+          horizon:
+            this.store.horizon === 0
+              ? null
+              : new Date(timestampToMs(this.store.horizon)).toISOString(),
+          graceMs: this.#config.tombstoneGraceMs,
+        },
         watchers: this.watchers.size,
         watchersCutOff: this.watchers.cutOff,
       },

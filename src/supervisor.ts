@@ -13,6 +13,7 @@ import type { PeerSender, SenderStats } from './replication/peer-sender.ts';
 import type { PeerTransport, PingAnswer } from './replication/peer-transport.ts';
 import { nodeRuntime, type Runtime, type TimerHandle } from './runtime.ts';
 import type { ResyncReport } from './sync/resync.ts';
+import type { AckReport } from './tombstones/stability.ts';
 
 export type PeerState = 'unknown' | 'up' | 'down' | 'self';
 
@@ -51,6 +52,8 @@ export interface Peer {
   /** Resyncs in a row that yielded to the peer being busy (bounded). */
   resyncDeferrals: number;
   lastResync: ResyncRecord | null;
+  /** The peer's last tombstone horizon and acknowledgements (src/tombstones/). */
+  ackReport: AckReport | null;
   resyncTotals: {
     runs: number;
     entriesSent: number;
@@ -81,6 +84,7 @@ export function newPeer(url: string, client: PeerTransport, sender: PeerSender):
     resyncNotBeforeMonoMs: 0,
     resyncDeferrals: 0,
     lastResync: null,
+    ackReport: null,
     resyncTotals: { runs: 0, entriesSent: 0, entriesReceived: 0, bytesSent: 0, bytesReceived: 0 },
   };
 }
@@ -226,6 +230,8 @@ export class Supervisor {
     this.#checkLimits(peer, answer.valueBytesMax);
     this.#checkClock(peer, answer.timeWallMs - (answer.sentAtWallMs + answer.rttMs / 2));
     if (answer.clockHigh !== null) peer.clockHigh = Math.max(peer.clockHigh, answer.clockHigh);
+    if (peer.nodeId !== answer.nodeId) peer.ackReport = null;
+    if (answer.ackReport) peer.ackReport = answer.ackReport;
     if (peer.nodeId !== null && peer.nodeId !== answer.nodeId) {
       this.#deps.log.warn(
         { peer: peer.url, was: peer.nodeId, now: answer.nodeId },
@@ -375,10 +381,12 @@ export class Supervisor {
     const at = new Date(this.#deps.wallMs()).toISOString();
     const recovering = this.#runtime.monoMs() - this.#startedMonoMs < this.#deps.startupWindowMs;
     const mayYield = !recovering && peer.resyncDeferrals < bounds.resyncYieldsMax;
+    const jumps = peer.sender.jumps;
     this.#deps
       .runResync(peer, mayYield)
       .then(
         (report) => {
+          if (report.result !== 'deferred') peer.sender.markLevel(jumps);
           peer.resyncDeferrals = report.result === 'deferred' ? peer.resyncDeferrals + 1 : 0;
           if (report.result === 'deferred') {
             // The peer is resyncing itself and will reach us; look again later.
@@ -401,6 +409,12 @@ export class Supervisor {
           totals.bytesReceived += report.bytesReceived;
           if (report.result === 'synced')
             this.#deps.log.info({ peer: peer.url, ...peer.lastResync }, 'resync done');
+          if (report.entriesBehindHorizon > 0) {
+            this.#deps.log.error(
+              { peer: peer.url, refused: report.entriesBehindHorizon },
+              'peer refused entries older than its tombstone horizon: this node holds data the cluster removed; rebuild it from its peers (stop it, empty its --data-dir, start it with --join)',
+            );
+          }
         },
         (error: unknown) => {
           const message = error instanceof Error ? error.message : String(error);

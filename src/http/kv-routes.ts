@@ -46,6 +46,8 @@ export interface KvRouteOptions {
   readonly wallMs: () => number;
   /** The highest version timestamp this node's clock has issued or observed. */
   readonly clockHigh: () => number;
+  /** The tombstone horizon and acknowledgements this node announces (src/tombstones/). */
+  readonly ackHeaders?: () => { readonly horizon: string; readonly acked: string };
   /** The node-wide budget of request-body bytes in flight. */
   readonly bodyBudget: BodyBudget;
 }
@@ -60,6 +62,11 @@ export function expiryOf(
 ): { expiresAt?: number } {
   if (ttlSeconds === undefined) return {};
   return { expiresAt: Math.floor(nowWallMs + ttlSeconds * 1000) };
+}
+
+function ackHeaders(options: KvRouteOptions): Record<string, string> {
+  const report = options.ackHeaders?.();
+  return report ? { 'X-Peerkv-Horizon': report.horizon, 'X-Peerkv-Acked': report.acked } : {};
 }
 
 export function kvRoutes(service: KvService, options: KvRouteOptions): Route[] {
@@ -101,6 +108,7 @@ export function kvRoutes(service: KvService, options: KvRouteOptions): Route[] {
           'X-Peerkv-Max-Value-Bytes': String(options.valueBytesMax),
           'X-Peerkv-Instance': service.instanceId,
           'X-Peerkv-Clock': String(options.clockHigh()),
+          ...ackHeaders(options),
         });
       },
     },

@@ -34,6 +34,8 @@ export interface SyncService {
   /** Whether this node is running a resync of its own right now. */
   resyncing(): boolean;
   clusterStatus(): unknown;
+  /** Live entries from `from` refused as older than the tombstone horizon (for the log and metrics). */
+  behindHorizon?(from: string, count: number): void;
 }
 
 /** `SyncService.bucketRows` over the store pool: a peer's page, within the peers' share. */
@@ -99,7 +101,10 @@ export function peerHandlers(
       { atomic: true },
     );
     const applied = results.filter((result) => result.applied).length;
-    return JSON.stringify({ applied, stale: results.length - applied });
+    const behindHorizon = results.filter((result) => result.refused === 'behind-horizon').length;
+    if (behindHorizon === 0) return JSON.stringify({ applied, stale: results.length - applied });
+    service.behindHorizon?.(from, behindHorizon);
+    return JSON.stringify({ applied, stale: results.length - applied, behindHorizon });
   };
   return {
     replicate: async (body) => {

@@ -64,6 +64,8 @@ export interface PeerSample {
 export interface NodeProbe {
   liveKeys(): number;
   tombstones(): number;
+  /** Wall time of the tombstone horizon, in ms (0: none yet). */
+  tombstoneHorizonMs(): number;
   databaseBytes(): number;
   writeQueueMutations(): number;
   poolQueuedTasks(): number;
@@ -98,6 +100,8 @@ export class Metrics implements HttpMetrics {
   readonly #commitSeconds: Histogram;
   readonly #lagSeconds: Histogram<'peer'>;
   readonly #resyncs: Counter<'trigger' | 'result'>;
+  readonly #tombstonesRemoved: Counter;
+  readonly #behindHorizon: Counter;
   readonly #resyncEntries: Counter<'direction'>;
   readonly #resyncBytes: Counter<'direction'>;
   readonly #resyncSeconds: Histogram<'result'>;
@@ -145,6 +149,16 @@ export class Metrics implements HttpMetrics {
       labelNames: ['peer'],
       buckets: LAG_BUCKETS,
       registers,
+    });
+    this.#tombstonesRemoved = new Counter({
+      name: 'peerkv_tombstones_removed_total',
+      help: 'Tombstones and expired entries removed once every member held them and the grace passed',
+      registers: [this.registry],
+    });
+    this.#behindHorizon = new Counter({
+      name: 'peerkv_entries_behind_horizon_total',
+      help: 'Live entries from peers refused as older than the tombstone horizon (their node must be rebuilt)',
+      registers: [this.registry],
     });
     this.#resyncs = new Counter({
       name: 'peerkv_resyncs_total',
@@ -217,6 +231,14 @@ export class Metrics implements HttpMetrics {
     this.#resyncBytes.inc({ direction: 'received' }, outcome.bytesReceived);
   }
 
+  observeTombstonesRemoved(count: number): void {
+    this.#tombstonesRemoved.inc(count);
+  }
+
+  observeBehindHorizon(count: number): void {
+    this.#behindHorizon.inc(count);
+  }
+
   observePoolTask(task: string, seconds: number): void {
     this.#poolTaskSeconds.observe({ task }, seconds);
   }
@@ -251,6 +273,12 @@ function sampleNode(registry: Registry, probe: NodeProbe): void {
   gauge(registry, 'peerkv_keys', 'Live keys stored', () => probe.liveKeys());
   gauge(registry, 'peerkv_tombstones', 'Deleted keys kept as versioned tombstones', () =>
     probe.tombstones(),
+  );
+  gauge(
+    registry,
+    'peerkv_tombstone_horizon_seconds',
+    'Tombstones and expired entries older than this (Unix time) were removed; 0 before the first removal',
+    () => probe.tombstoneHorizonMs() / 1000,
   );
   gauge(registry, 'peerkv_database_bytes', 'Size of the SQLite file and its WAL', () =>
     probe.databaseBytes(),

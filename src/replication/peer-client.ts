@@ -7,6 +7,7 @@
  */
 import { type buildConnector, Pool } from 'undici';
 import { peerResponseBytesMax, replicationLimits } from '../limits.ts';
+import { parseAckReport } from '../tombstones/stability.ts';
 import { NODE_ID_PATTERN } from '../version.ts';
 import {
   type PeerAnswer,
@@ -85,7 +86,17 @@ export class PeerClient implements PeerTransport {
       typeof instance === 'string' && NODE_ID_PATTERN.test(instance) ? instance : null;
     const clock = Number(headers['x-peerkv-clock']);
     const clockHigh = Number.isSafeInteger(clock) && clock > 0 ? clock : null;
-    return { nodeId, timeWallMs, sentAtWallMs, rttMs, valueBytesMax, instanceId, clockHigh };
+    const ackReport = parseAckReport(headers['x-peerkv-horizon'], headers['x-peerkv-acked']);
+    return {
+      nodeId,
+      timeWallMs,
+      sentAtWallMs,
+      rttMs,
+      valueBytesMax,
+      instanceId,
+      clockHigh,
+      ackReport,
+    };
   }
 
   /** Calls the peer; resolves with the parsed JSON of a 2xx answer. */

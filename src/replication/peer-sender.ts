@@ -28,8 +28,9 @@ export interface SenderStore {
   changesSince(afterSeq: number, limit: number): Change[];
   changesThrough(afterSeq: number, throughSeq: number): Change[];
   oldestChangeAfter(afterSeq: number): number | undefined;
-  peerCursor(url: string): { nodeId: string | null; cursor: number };
-  setPeerCursor(url: string, nodeId: string | null, cursor: number): void;
+  /** `level` false: the cursor jumped (a new peer) and no resync has brought the peer level yet. */
+  peerCursor(url: string): { nodeId: string | null; cursor: number; level?: boolean };
+  setPeerCursor(url: string, nodeId: string | null, cursor: number, level?: boolean): void;
 }
 
 interface Batch {
@@ -61,6 +62,8 @@ export interface SenderStats {
   /** Entries the peer refused (e.g. a value over its limit): skipped, not retried. */
   readonly refusedEntries: number;
   readonly lastRefused: (RefusedEntry & { readonly at: string }) | null;
+  /** Entries the peer refused as older than its tombstone horizon (this node must be rebuilt). */
+  readonly behindHorizon: number;
 }
 
 export interface SenderDeps {
@@ -86,6 +89,9 @@ export class PeerSender {
   #cursor: number;
   #persistedCursor: number;
   #persistedNodeId: string | null;
+  #level: boolean;
+  #persistedLevel: boolean;
+  #jumps = 0;
   #readSeq: number;
   #inFlight: InFlight[] = [];
   #epoch = 0;
@@ -104,6 +110,7 @@ export class PeerSender {
     lastError: null as string | null,
     refusedEntries: 0,
     lastRefused: null as (RefusedEntry & { at: string }) | null,
+    behindHorizon: 0,
   };
 
   constructor(deps: SenderDeps) {
@@ -114,7 +121,30 @@ export class PeerSender {
     this.#cursor = saved.cursor;
     this.#persistedCursor = saved.cursor;
     this.#persistedNodeId = saved.nodeId;
+    this.#level = saved.level ?? true;
+    this.#persistedLevel = this.#level;
     this.#readSeq = saved.cursor;
+  }
+
+  /**
+   * Whether the peer holds everything up to the cursor: false from a jump of
+   * the cursor (a new or wiped peer) until a resync brought the peer level.
+   * The tombstone horizon trusts a cursor only when it is (src/tombstones/).
+   */
+  get level(): boolean {
+    return this.#level;
+  }
+
+  /** How many times the cursor jumped (a resync that began before the last jump proves nothing). */
+  get jumps(): number {
+    return this.#jumps;
+  }
+
+  /** A resync that began at `jumps` jumps has finished: the peer is level if none came since. */
+  markLevel(jumps: number): void {
+    if (this.#level || jumps !== this.#jumps) return;
+    this.#level = true;
+    this.#persist();
   }
 
   /** Our change sequence the peer has acknowledged (everything up to it was committed there). */
@@ -140,6 +170,8 @@ export class PeerSender {
     const fresh = this.#peerNodeId !== nodeId;
     if (fresh) {
       this.#peerNodeId = nodeId;
+      this.#level = false;
+      this.#jumps += 1;
       this.#cursor = this.#deps.store.seq;
       this.#readSeq = this.#cursor;
       this.#inFlight = [];
@@ -225,8 +257,9 @@ export class PeerSender {
   #send(batch: Batch, slot: InFlight, epoch: number): void {
     const push = (entriesJson: string): Promise<void> => {
       const body = replicateBody(this.#deps.store.nodeId, entriesJson, false);
-      return this.#deps.client.call('POST', '/replicate', body).then(() => {
+      return this.#deps.client.call('POST', '/replicate', body).then((answer) => {
         this.#stats.bytesSent += Buffer.byteLength(body);
+        this.#noteBehindHorizon(answer.json);
       });
     };
     pushRefusing(batch.json, batch.count, push).then(
@@ -247,6 +280,23 @@ export class PeerSender {
     );
   }
 
+  /**
+   * The peer refused live entries of ours as older than its tombstone horizon:
+   * this node holds data the cluster has removed (it, or the backup it was
+   * restored from, is older than what was removed). Say so, loudly and once.
+   */
+  #noteBehindHorizon(answer: unknown): void {
+    const count = (answer as { behindHorizon?: unknown } | null)?.behindHorizon;
+    if (typeof count !== 'number' || count <= 0) return;
+    this.#stats.behindHorizon += count;
+    if (this.#stats.behindHorizon === count) {
+      this.#deps.log.error(
+        { refused: count },
+        'peer refused entries older than its tombstone horizon: this node holds data the cluster removed; rebuild it from its peers (stop it, empty its --data-dir, start it with --join)',
+      );
+    }
+  }
+
   /** Entries the peer refused were skipped (not retried): count them and say so once per batch. */
   #noteRefused(refused: readonly RefusedEntry[]): void {
     this.#stats.refusedEntries += refused.length;
@@ -261,7 +311,19 @@ export class PeerSender {
     this.#deps.onRefused?.(refused.length);
   }
 
+  /**
+   * Reads the next batch. A read that found no change at all after `afterSeq`
+   * ends at the sequence as it was before the read: the positions between are
+   * gaps (rows removed past the tombstone horizon), and the cursor moves over
+   * them.
+   */
   async #readBatch(afterSeq: number, backlog: number): Promise<Batch> {
+    const seqBefore = this.#deps.store.seq;
+    const batch = await this.#readChanges(afterSeq, backlog);
+    return batch.lastSeq === afterSeq ? { ...batch, lastSeq: seqBefore } : batch;
+  }
+
+  async #readChanges(afterSeq: number, backlog: number): Promise<Batch> {
     const origin = this.#deps.store.nodeId;
     if (backlog >= bounds.workerBacklogMin) {
       const rows = await this.#deps.pool.rows({
@@ -352,10 +414,15 @@ export class PeerSender {
    * peer already has (the merge is idempotent).
    */
   #persist(): void {
-    if (this.#cursor === this.#persistedCursor && this.#peerNodeId === this.#persistedNodeId)
+    if (
+      this.#cursor === this.#persistedCursor &&
+      this.#peerNodeId === this.#persistedNodeId &&
+      this.#level === this.#persistedLevel
+    )
       return;
+    const level = this.#level;
     try {
-      this.#deps.store.setPeerCursor(this.#deps.client.url, this.#peerNodeId, this.#cursor);
+      this.#deps.store.setPeerCursor(this.#deps.client.url, this.#peerNodeId, this.#cursor, level);
     } catch (error) {
       if (!this.#persistFailing) {
         this.#deps.log.warn({ err: error }, 'cursor not persisted; will retry');
@@ -367,5 +434,6 @@ export class PeerSender {
     this.#persistFailing = false;
     this.#persistedCursor = this.#cursor;
     this.#persistedNodeId = this.#peerNodeId;
+    this.#persistedLevel = level;
   }
 }

@@ -6,6 +6,8 @@
  * a message.
  */
 
+import type { AckReport } from '../tombstones/stability.ts';
+
 export type PeerErrorCode =
   /** No answer within the timeout. */
   | 'PEER_TIMEOUT'
@@ -43,6 +45,8 @@ export interface PingAnswer {
   readonly instanceId: string | null;
   /** The highest version timestamp the peer's clock has reached (X-Peerkv-Clock); null when it does not say. */
   readonly clockHigh: number | null;
+  /** The peer's tombstone horizon and acknowledgements (X-Peerkv-Horizon, X-Peerkv-Acked); null when it does not say. */
+  readonly ackReport: AckReport | null;
 }
 
 export interface PeerAnswer {

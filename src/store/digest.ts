@@ -85,6 +85,13 @@ export class BucketDigest {
     this.#root = undefined;
   }
 
+  /** Takes an entry out of its bucket (a tombstone removed past the horizon). */
+  remove(bucket: number, previous: number): void {
+    this.sums[bucket] = subtractHash(this.sums[bucket]!, previous);
+    this.counts[bucket]! -= 1;
+    this.#root = undefined;
+  }
+
   setBucket(bucket: number, sum: number, count: number): void {
     this.sums[bucket] = sum;
     this.counts[bucket] = count;

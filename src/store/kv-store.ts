@@ -43,6 +43,11 @@ interface MergeRow {
   live: number;
   expires: number | null;
 }
+interface DeadRow {
+  key: string;
+  bucket: number;
+  hash: number;
+}
 interface ChangeRow extends StoredRow {
   seq: number;
   src: string;
@@ -55,6 +60,8 @@ const NO_VERSION: Version = { timestamp: 0, nodeId: '0000000000000000' };
 export interface PeerCursor {
   readonly nodeId: string | null;
   readonly cursor: number;
+  /** False while the cursor jumped over changes a resync has not yet brought the peer. */
+  readonly level: boolean;
 }
 
 export class KvStore {
@@ -65,6 +72,10 @@ export class KvStore {
   readonly #clock: HybridClock;
   readonly #statements;
   #seq: number;
+  /** Tombstones and expired entries older than this were removed (see src/tombstones/). */
+  #horizon: number;
+  /** Rows without a value (tombstones and swept expired entries). */
+  #deadRows: number;
   #storageError: { code: string; sinceWallMs: number } | null = null;
   readonly #log: Logger | undefined;
 
@@ -74,7 +85,7 @@ export class KvStore {
     this.dbPath = databasePath(dataDir);
     this.#statements = prepareStatements(this.#db);
     this.nodeId = this.#statements.metaGet.get('node_id') as string;
-    this.#seq = (this.#statements.seqMax.get() as number | null) ?? 0;
+    this.#seq = this.#seqHigh();
     this.#clock = clock;
     const persistedClock = Number(this.#statements.metaGet.get('clock'));
     clock.observe(persistedClock);
@@ -88,6 +99,10 @@ export class KvStore {
     // (it may have gone back across the restart): a version is never reused.
     clock.restoreIssued(this.#issuedBeforeOpen());
     clock.restoreBorrowed(this.#statements.metaGet.get('clock_borrowed') as string | undefined);
+    // A floor this node announced to its peers: no version of ours goes below it.
+    clock.restoreIssued(Number(this.#statements.metaGet.get('clock_floor') ?? 0));
+    this.#horizon = Number(this.#statements.metaGet.get('tombstone_horizon') ?? 0);
+    this.#deadRows = this.#statements.deadCount.get() as number;
     if (clock.aheadOfWallMs() > 1_000) {
       log?.warn(
         { aheadOfWallMs: clock.aheadOfWallMs() },
@@ -95,6 +110,16 @@ export class KvStore {
       );
     }
     this.digest = this.#loadDigest();
+  }
+
+  /**
+   * The last change sequence issued: the highest row's, or higher when the rows
+   * that held the last ones were removed past the horizon (a seq is never reused:
+   * a peer's cursor may already be past it).
+   */
+  #seqHigh(): number {
+    const rows = (this.#statements.seqMax.get() as number | null) ?? 0;
+    return Math.max(rows, Number(this.#statements.metaGet.get('seq_floor') ?? 0));
   }
 
   /** The highest timestamp this node issued before this open (older files: from its rows). */
@@ -109,6 +134,97 @@ export class KvStore {
 
   get seq(): number {
     return this.#seq;
+  }
+
+  /**
+   * The tombstone horizon (an HLC timestamp, 0: none): every member held every
+   * write older than it, so tombstones and expired entries older than it may
+   * go, and a live entry older than it that this node does not hold is refused.
+   */
+  get horizon(): number {
+    return this.#horizon;
+  }
+
+  /** Tombstones and swept expired entries held (rows without a value). */
+  get deadRows(): number {
+    return this.#deadRows;
+  }
+
+  /** Raises the horizon (never lowers it); persisted before it takes effect. */
+  raiseHorizon(horizon: number): boolean {
+    if (horizon <= this.#horizon) return false;
+    this.#statements.metaSet.run('tombstone_horizon', String(horizon));
+    this.#horizon = horizon;
+    return true;
+  }
+
+  /**
+   * Removes up to `limit` rows past the horizon in one transaction: tombstones
+   * and swept expired entries whose version is older than the horizon and whose
+   * expiry, if any, is before its wall time. Which rows go depends on the
+   * horizon alone (an expired entry the sweep has not reached yet goes once it
+   * has, a second later), so nodes at one horizon hold the same rows and their
+   * digests agree. Returns how many went.
+   */
+  removeBelowHorizon(limit: number): number {
+    const horizon = this.#horizon;
+    if (horizon === 0) return 0;
+    const wallMs = timestampToMs(horizon);
+    const touched = new Set<number>();
+    const run = this.#db.transaction(() => {
+      const rows = this.#statements.deadBelow.all(horizon, wallMs, limit) as DeadRow[];
+      for (const row of rows) {
+        this.#statements.deleteKey.run(row.key);
+        this.digest.remove(row.bucket, row.hash);
+        touched.add(row.bucket);
+        this.#deadRows -= 1;
+      }
+      if (rows.length > 0) this.#statements.metaSet.run('seq_floor', String(this.#seq));
+      for (const bucket of touched) {
+        this.#statements.bucketSet.run(
+          this.digest.sums[bucket],
+          this.digest.counts[bucket],
+          bucket,
+        );
+      }
+      return rows.length;
+    });
+    try {
+      return run();
+    } catch (error) {
+      this.#reloadAfterRollback(touched);
+      if (isStorageFull(error)) {
+        this.#noteStorageError(error);
+        throw storageFull(error);
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * The lowest version timestamp among this node's own changes after `cursor`
+   * (what a peer at that cursor has not acknowledged), reading at most `limit`
+   * changes: null when there are none, undefined when more are pending than
+   * that (the caller must not assume anything then).
+   */
+  ownPendingLowest(cursor: number, limit: number): number | null | undefined {
+    const rows = this.#statements.pendingOwn.all(cursor, limit) as { ts: number; src: string }[];
+    let lowest: number | null = null;
+    for (const row of rows) {
+      if (row.src === this.nodeId && (lowest === null || row.ts < lowest)) lowest = row.ts;
+    }
+    if (rows.length >= limit) return undefined;
+    return lowest;
+  }
+
+  /**
+   * Issues a timestamp every later version of ours orders after, and persists
+   * it first (a restart follows it, whatever the wall clock says then).
+   */
+  clockFloor(): number {
+    const floor = this.#clock.now();
+    this.#statements.metaSet.run('clock_floor', String(floor));
+    return floor;
   }
 
   /** The key's stored entry (tombstone, expired or live). */
@@ -181,13 +297,19 @@ export class KvStore {
 
   peerCursor(url: string): PeerCursor {
     const row = this.#statements.peerGet.get(url) as { node_id: string | null; cursor: number };
-    return row ? { nodeId: row.node_id, cursor: row.cursor } : { nodeId: null, cursor: 0 };
+    if (!row) return { nodeId: null, cursor: 0, level: false };
+    const level = this.#statements.metaGet.get(`unlevelled:${url}`) === undefined;
+    return { nodeId: row.node_id, cursor: row.cursor, level };
   }
 
   /** Persists a peer's cursor; throws STORAGE_FULL (retry later) when the disk is full. */
-  setPeerCursor(url: string, nodeId: string | null, cursor: number): void {
+  setPeerCursor(url: string, nodeId: string | null, cursor: number, level = true): void {
     try {
-      this.#statements.peerSet.run(url, nodeId, cursor);
+      this.#db.transaction(() => {
+        this.#statements.peerSet.run(url, nodeId, cursor);
+        if (level) this.#statements.metaDrop.run(`unlevelled:${url}`);
+        else this.#statements.metaSet.run(`unlevelled:${url}`, '1');
+      })();
     } catch (error) {
       if (!isStorageFull(error)) throw error;
       this.#noteStorageError(error);
@@ -198,6 +320,7 @@ export class KvStore {
   /** Forgets a peer's cursor (the peer left the cluster). */
   dropPeerCursor(url: string): void {
     this.#statements.peerDrop.run(url);
+    this.#statements.metaDrop.run(`unlevelled:${url}`);
   }
 
   /** The member rows this node keeps (see src/membership/membership.ts). */
@@ -276,17 +399,22 @@ export class KvStore {
       this.#clearStorageError();
       return results;
     } catch (error) {
-      // The transaction rolled back: reload what the in-memory state had moved.
-      this.#seq = (this.#statements.seqMax.get() as number | null) ?? 0;
-      for (const bucket of touched) {
-        const row = this.#statements.bucketGet.get(bucket) as { sum: number; count: number };
-        this.digest.setBucket(bucket, row.sum, row.count);
-      }
+      this.#reloadAfterRollback(touched);
       if (isStorageFull(error)) {
         this.#noteStorageError(error);
         throw storageFull(error);
       }
       throw error;
+    }
+  }
+
+  /** A transaction rolled back: reload what the in-memory state had moved. */
+  #reloadAfterRollback(touched: ReadonlySet<number>): void {
+    this.#seq = this.#seqHigh();
+    this.#deadRows = this.#statements.deadCount.get() as number;
+    for (const bucket of touched) {
+      const row = this.#statements.bucketGet.get(bucket) as { sum: number; count: number };
+      this.digest.setBucket(bucket, row.sum, row.count);
     }
   }
 
@@ -412,6 +540,20 @@ export class KvStore {
       if (kept && compareMergeOrder(kept, { version, hash }) >= 0) {
         return { applied: false, version: kept.version, existed };
       }
+      if (version.timestamp < this.#horizon) {
+        // Every member held every write older than the horizon, and we do not
+        // hold this one: a tombstone or expired entry we removed (dropped as
+        // applied), or a live value from a node or backup older than what was
+        // removed, which must not bring a deleted key back (refused).
+        const dead =
+          valueJson === null || (expiresAt !== null && expiresAt <= timestampToMs(this.#horizon));
+        return {
+          applied: false,
+          version: kept?.version ?? NO_VERSION,
+          existed,
+          ...(dead ? {} : { refused: 'behind-horizon' as const }),
+        };
+      }
     }
     const bucket = existing ? existing.bucket : bucketOf(key);
     this.#seq += 1;
@@ -430,6 +572,7 @@ export class KvStore {
     );
     this.digest.replace(bucket, existing ? existing.hash : null, hash);
     touched.add(bucket);
+    this.#deadRows += (valueJson === null ? 1 : 0) - (existing && existing.live === 0 ? 1 : 0);
     return { applied: true, version, existed, valueBefore: existing?.live === 1 };
   }
 
@@ -450,6 +593,7 @@ export class KvStore {
     }
     this.#seq += 1;
     this.#statements.sweep.run(valueDigest(row.value!), this.#seq, key);
+    this.#deadRows += 1;
     return { applied: true, version, existed: false, valueBefore: true };
   }
 }
@@ -506,6 +650,7 @@ function prepareStatements(db: Database.Database) {
   return {
     metaGet: db.prepare('SELECT value FROM meta WHERE name = ?').pluck(),
     metaSet: db.prepare('INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)'),
+    metaDrop: db.prepare('DELETE FROM meta WHERE name = ?'),
     seqMax: db.prepare('SELECT max(seq) FROM kv').pluck(),
     get: db.prepare(`SELECT ${ROW} FROM kv WHERE key = ?`),
     mergeGet: db.prepare(
@@ -530,6 +675,13 @@ function prepareStatements(db: Database.Database) {
       `SELECT ${ROW}, seq, src, bend FROM kv WHERE seq > ? AND seq <= ? ORDER BY seq`,
     ),
     oldestChange: db.prepare('SELECT ts FROM kv WHERE seq > ? ORDER BY seq LIMIT 1').pluck(),
+    pendingOwn: db.prepare('SELECT ts, src FROM kv WHERE seq > ? ORDER BY seq LIMIT ?'),
+    deadCount: db.prepare('SELECT count(*) FROM kv INDEXED BY kv_dead WHERE value IS NULL').pluck(),
+    deadBelow: db.prepare(
+      `SELECT key, bucket, hash FROM kv INDEXED BY kv_dead
+         WHERE value IS NULL AND ts < ? AND (expires IS NULL OR expires <= ?) LIMIT ?`,
+    ),
+    deleteKey: db.prepare('DELETE FROM kv WHERE key = ?'),
     bucketsAll: db.prepare('SELECT id, sum, count FROM buckets ORDER BY id'),
     bucketGet: db.prepare('SELECT sum, count FROM buckets WHERE id = ?'),
     bucketSet: db.prepare('UPDATE buckets SET sum = ?, count = ? WHERE id = ?'),

@@ -38,7 +38,7 @@ CREATE TABLE IF NOT EXISTS kv (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS kv_seq ON kv (seq);
 CREATE INDEX IF NOT EXISTS kv_bucket ON kv (bucket, key);
--- Live keys only, for listings: tombstones are kept forever and must not be walked.
+-- Live keys only, for listings: tombstones are kept until stable and must not be walked.
 CREATE INDEX IF NOT EXISTS kv_live ON kv (key) WHERE value IS NOT NULL;
 
 CREATE TABLE IF NOT EXISTS buckets (
@@ -70,6 +70,8 @@ CREATE TABLE IF NOT EXISTS peer_addresses (
 /** Indexes over columns a migration may have added. */
 const INDEXES = `
 CREATE INDEX IF NOT EXISTS kv_expiring ON kv (expires) WHERE expires IS NOT NULL AND value IS NOT NULL;
+-- Tombstones and swept expired entries by version, for their removal past the horizon.
+CREATE INDEX IF NOT EXISTS kv_dead ON kv (ts) WHERE value IS NULL;
 `;
 
 /** Schema 1 -> 2: the expiry and atomic-batch columns. */

@@ -52,9 +52,12 @@ export interface MutationResult {
   readonly valueBefore?: boolean;
   /**
    * Set when a local write was not made: `condition` (its own precondition
-   * failed) or `aborted` (another op of its atomic batch failed).
+   * failed) or `aborted` (another op of its atomic batch failed); and when a
+   * remote live entry was refused as `behind-horizon`: older than the
+   * tombstone horizon and not held here, so it comes from a node or backup
+   * older than what was removed (see src/tombstones/).
    */
-  readonly refused?: 'condition' | 'aborted';
+  readonly refused?: 'condition' | 'aborted' | 'behind-horizon';
 }
 
 /** A run of mutations that commit together or not at all (an atomic batch). */

@@ -51,6 +51,8 @@ export interface ResyncDeps {
   readonly monoMs: () => number;
   /** The deadline before any row is counted: a few peer timeouts. */
   readonly deadlineBaseMs: number;
+  /** Live entries of the peer refused as older than our tombstone horizon. */
+  readonly behindHorizon?: (from: string, count: number) => void;
 }
 
 interface DifferingBucket {
@@ -67,6 +69,8 @@ export interface ResyncReport {
   readonly entriesReceived: number;
   /** Entries the peer refused (skipped; reported, not retried in this run). */
   readonly entriesRefused: number;
+  /** Entries of ours the peer refused as older than its tombstone horizon (we must be rebuilt). */
+  readonly entriesBehindHorizon: number;
   readonly bytesSent: number;
   readonly bytesReceived: number;
 }
@@ -79,6 +83,7 @@ export class Resync {
     entriesSent: 0,
     entriesReceived: 0,
     entriesRefused: 0,
+    entriesBehindHorizon: 0,
     bytesSent: 0,
     bytesReceived: 0,
   };
@@ -310,8 +315,10 @@ export class Resync {
     this.#checkDeadline();
     const outcome = await pushRefusing(entriesJson, count, async (json) => {
       const body = replicateBody(this.#deps.store.nodeId, json, true);
-      await this.#client.call('POST', '/replicate', body);
+      const answer = await this.#client.call('POST', '/replicate', body);
       this.#report.bytesSent += Buffer.byteLength(body);
+      const behind = (answer.json as { behindHorizon?: unknown } | null)?.behindHorizon;
+      if (typeof behind === 'number' && behind > 0) this.#report.entriesBehindHorizon += behind;
     });
     this.#report.entriesSent += outcome.delivered;
     if (outcome.refused.length === 0) return;
@@ -325,10 +332,12 @@ export class Resync {
   async #merge(entries: Entry[]): Promise<void> {
     if (entries.length === 0) return;
     const source = this.#peerNodeId;
-    await this.#deps.submit(
+    const results = await this.#deps.submit(
       entries.map((entry) => ({ kind: 'remote', entry, sourceNodeId: source })),
     );
     this.#report.entriesReceived += entries.length;
+    const behind = results.filter((result) => result.refused === 'behind-horizon').length;
+    if (behind > 0) this.#deps.behindHorizon?.(source, behind);
   }
 
   async #call(method: 'GET' | 'POST', path: string, body?: string): Promise<unknown> {

@@ -165,7 +165,7 @@ function checkFinalState(
   for (const key of new Set([...byKey.keys(), ...snap.entries.keys(), ...snap.listing.keys()])) {
     const writes = byKey.get(key) ?? [];
     const final = snap.entries.get(key);
-    violations.push(...checkKey(key, writes, final, byId));
+    violations.push(...checkKey(key, writes, final, byId, nowWallMs));
     const listed = snap.listing.get(key);
     if (final?.expiresAt !== undefined) {
       violations.push(...checkExpiring(key, final, listed, nowWallMs));
@@ -222,17 +222,49 @@ function checkExpiring(
   return problems.map(([check, message]) => ({ check, key, message, steps: [] }));
 }
 
+/**
+ * Whether an absent key can be a tombstone removed past the horizon: the last acknowledged
+ * write was a delete or a put whose ttl has passed by some node's clock (they may be off by the
+ * margin), or a delete or ttl put of unknown outcome may have come last.
+ */
+function removedDeletion(
+  acked: readonly OpRecord[],
+  writes: readonly OpRecord[],
+  nowMs: number,
+): boolean {
+  const ends = (op: OpRecord) =>
+    op.step.op === 'delete' ||
+    (op.step.op === 'put' &&
+      op.step.ttlSeconds !== undefined &&
+      (op.expiresAt === undefined || op.expiresAt < nowMs + CLOCK_MARGIN_MS));
+  const highest = acked.reduce<OpRecord | undefined>(
+    (a, b) => (a === undefined || b.version! > a.version! ? b : a),
+    undefined,
+  );
+  if (highest !== undefined && ends(highest)) return true;
+  return writes.some(
+    (op) =>
+      op.outcome === 'unknown' &&
+      (op.step.op === 'delete' || (op.step.op === 'put' && op.step.ttlSeconds !== undefined)),
+  );
+}
+
 function checkKey(
   key: string,
   writes: readonly OpRecord[],
   final: StoredEntry | undefined,
   byId: ReadonlyMap<number, OpRecord>,
+  nowMs: number,
 ): Violation[] {
   const violations: Violation[] = [];
   const acked = writes.filter((op) => op.outcome === 'ack' && op.version !== undefined);
   const finalText =
     final === undefined ? 'nothing' : `${final.deleted ? 'tombstone' : 'value'} ${final.version}`;
+  // A key no node holds any more was deleted (or expired) and its tombstone removed past the
+  // horizon: what it answered is then a removed delete, if some delete or ttl put can be it.
+  const removed = final === undefined && removedDeletion(acked, writes, nowMs);
   for (const op of acked) {
+    if (removed) break;
     if (final === undefined || final.version < op.version!) {
       violations.push({
         check: 'acked-write-lost',

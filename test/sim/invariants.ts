@@ -1,7 +1,8 @@
 // Invariants the simulator checks between steps, on the live nodes' real state:
 // - cursor: a sender's cursor never passes what the peer acknowledged — every change this node
 //   originated, up to the cursor (and after where it first met the peer), is held by the peer at
-//   that version or a newer one (entries the peer refused are skipped by design, and left out);
+//   that version or a newer one (entries the peer refused are skipped by design, and left out;
+//   a tombstone or expired entry the peer removed past its horizon is held no more);
 // - version order: a key's stored version on a node never goes back, across crashes too;
 // - digest: the in-memory bucket digest, and the one persisted, equal a recount of the rows.
 
@@ -155,6 +156,12 @@ export class Invariants {
         const version = formatVersion(change.version);
         if (this.#refused.has(`${other.index}|${change.key}|${version}`)) continue;
         const held = other.running.store.get(change.key);
+        // A tombstone or expired entry the peer removed past its horizon is held no more.
+        const removed =
+          held === undefined &&
+          (change.valueJson === null || change.expiresAt != null) &&
+          change.version.timestamp < other.running.store.horizon;
+        if (removed) continue;
         if (held === undefined || compareVersions(held.version, change.version) < 0) {
           this.#fail(
             'cursor',

@@ -108,12 +108,14 @@ async function main(): Promise<number> {
     let failed = 0;
     let events = 0;
     let virtualMs = 0;
+    let removed = 0;
     let ran = 0;
     for (let seed = flags.from; seed < flags.from + flags.seeds && !stopping; seed += 1) {
       const result = await simulate({ ...base, seed });
       ran += 1;
       events += result.events;
       virtualMs += result.virtualMs;
+      removed += result.tombstonesRemoved;
       if (result.violations.length > 0) {
         failed += 1;
         process.stdout.write(report(result, true, flags));
@@ -130,7 +132,7 @@ async function main(): Promise<number> {
     process.stdout.write(
       `sim: ${ran} schedules (seeds ${flags.from}..${flags.from + ran - 1}, ${flags.nodes} nodes, ${flags.durationMs / 1000} s each) in ${seconds.toFixed(1)} s: ` +
         `${(ran / seconds).toFixed(1)} schedules/s, ${(virtualMs / 1000 / seconds).toFixed(0)} virtual s per real s, ` +
-        `${Math.round(events / ran)} events per schedule; ${failed} failed\n`,
+        `${Math.round(events / ran)} events per schedule, ${(removed / Math.max(1, ran)).toFixed(1)} tombstones removed per schedule; ${failed} failed\n`,
     );
     return failed === 0 ? 0 : 1;
   } finally {

@@ -30,6 +30,8 @@ import type { MemberRow, Mutation, MutationResult } from '../../src/store/types.
 import { WriteQueue } from '../../src/store/write-queue.ts';
 import { newPeer, type Peer, Supervisor } from '../../src/supervisor.ts';
 import { Resync } from '../../src/sync/resync.ts';
+import { TombstoneCollector } from '../../src/tombstones/collector.ts';
+import { removalPause } from '../../src/tombstones/stability.ts';
 import type { Endpoint, Network } from './network.ts';
 import { type Rng, stream } from './prng.ts';
 import type { Owner, VirtualTime } from './virtual-time.ts';
@@ -41,6 +43,8 @@ export interface SimConfig {
   readonly timeoutMs: number;
   readonly antiEntropyIntervalMs: number;
   readonly sweepIntervalMs: number;
+  /** --tombstone-grace: tombstones and expired entries are removed once stable and this old. */
+  readonly tombstoneGraceMs: number;
   readonly valueBytesMax: number;
   /** The wall clock every node starts from (virtual ms 0), before its own offset. */
   readonly epochWallMs: number;
@@ -87,6 +91,7 @@ export interface Incarnation {
   readonly peers: Peer[];
   readonly supervisor: Supervisor;
   readonly sweeper: ExpirySweeper;
+  readonly tombstones: TombstoneCollector;
   readonly handlers: PeerHandlers;
   readonly members: ClusterMembers;
 }
@@ -103,6 +108,8 @@ export class SimNode {
   #run: Incarnation | null = null;
   /** Starts so far (the first start is 1). */
   runs = 0;
+  /** Rows removed past the horizon, over every start. */
+  tombstonesRemoved = 0;
 
   constructor(ctx: SimContext, index: number, dataDir: string) {
     this.#ctx = ctx;
@@ -145,6 +152,7 @@ export class SimNode {
     this.#run.supervisor.start();
     this.#run.members.start();
     this.#run.sweeper.start();
+    this.#run.tombstones.start();
   }
 
   /**
@@ -237,6 +245,19 @@ export class SimNode {
       log: log.child({ component: 'expiry' }),
       runtime,
     });
+    const tombstones = new TombstoneCollector({
+      store,
+      peers: () => peers,
+      graceMs: config.tombstoneGraceMs,
+      intervalMs: config.pingIntervalMs,
+      wallMs,
+      log: log.child({ component: 'tombstones' }),
+      runtime,
+      paused: () => removalPause(members.membership.rows()),
+      onRemoved: (count) => {
+        this.tombstonesRemoved += count;
+      },
+    });
     const handlers = peerHandlers(
       this.#syncService(store, writes, pool, peers, () => supervisor),
       {
@@ -254,6 +275,7 @@ export class SimNode {
       peers,
       supervisor,
       sweeper,
+      tombstones,
       handlers,
       members,
     };
@@ -377,6 +399,7 @@ export class SimNode {
         valueBytesMax: this.#ctx.config.valueBytesMax,
         instanceId,
         clockHigh: run.clock.last > 0 ? run.clock.last : null,
+        ackReport: run.tombstones.report(),
       }),
       handle: async (method, path, body) => {
         const parsed = body === undefined ? undefined : JSON.parse(body);

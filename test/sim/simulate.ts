@@ -50,6 +50,8 @@ export interface SimResult {
   readonly virtualMs: number;
   /** Virtual ms from the final heal to convergence (undefined: it did not converge). */
   readonly convergedAfterMs: number | undefined;
+  /** Tombstones and expired entries the nodes removed past their horizons, in all. */
+  readonly tombstonesRemoved: number;
 }
 
 export const DEFAULT_OPTIONS = {
@@ -109,6 +111,7 @@ class Simulation {
       timeoutMs: 2_000,
       antiEntropyIntervalMs: 10_000,
       sweepIntervalMs: 1_000,
+      tombstoneGraceMs: 5_000,
       valueBytesMax: 1024 * 1024,
       epochWallMs: Date.UTC(2026, 0, 1),
     };
@@ -165,6 +168,8 @@ class Simulation {
     const violations = this.#check(convergedAfterMs !== undefined);
     for (const violation of violations)
       this.#trace.note(`VIOLATION ${violation.check}: ${violation.message}`);
+    const tombstonesRemoved = this.#nodes.reduce((sum, node) => sum + node.tombstonesRemoved, 0);
+    this.#trace.note(`tombstones removed past the horizon: ${tombstonesRemoved}`);
     return {
       seed,
       violations,
@@ -174,6 +179,7 @@ class Simulation {
       events: this.#time.eventsRun,
       virtualMs: this.#time.nowMs,
       convergedAfterMs,
+      tombstonesRemoved,
     };
   }
 

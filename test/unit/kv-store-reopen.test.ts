@@ -80,8 +80,13 @@ describe('KvStore reopened on the same data dir', () => {
     assert.deepEqual(second.peerCursor('http://127.0.0.1:8002'), {
       nodeId: 'b0b0b0b0b0b0b0b0',
       cursor: 17,
+      level: true,
     });
-    assert.deepEqual(second.peerCursor('http://127.0.0.1:9999'), { nodeId: null, cursor: 0 });
+    assert.deepEqual(second.peerCursor('http://127.0.0.1:9999'), {
+      nodeId: null,
+      cursor: 0,
+      level: false,
+    });
     putLocal(second, 'new', '1');
     assert.equal(second.seq, before.seq + 1, 'the sequence continues');
     second.close();

@@ -1,0 +1,191 @@
+/**
+ * Removes tombstones and expired entries once they are stable (see
+ * stability.ts for the rule). Every period it works out this node's
+ * acknowledgement report from its senders' cursors, raises the horizon as far
+ * as every member's reports allow, and removes what lies below it in bounded
+ * batches, one per turn, so writes and reads keep flowing.
+ */
+import type { Logger } from 'pino';
+import { timestampToMs } from '../clock.ts';
+import { nodeRuntime, type Runtime, type TimerHandle } from '../runtime.ts';
+import { type AckReport, completeBelow, nextHorizon, stableBelow } from './stability.ts';
+
+export interface CollectorStore {
+  readonly nodeId: string;
+  readonly horizon: number;
+  raiseHorizon(horizon: number): boolean;
+  removeBelowHorizon(limit: number): number;
+  ownPendingLowest(cursor: number, limit: number): number | null | undefined;
+  clockFloor(): number;
+}
+
+/** What the collector needs of a peer (src/supervisor.ts's Peer). */
+export interface CollectorPeer {
+  readonly nodeId: string | null;
+  /** `self`: the peer is this node (it is skipped). */
+  readonly state: string;
+  /** Our change sequence the peer acknowledged, and whether the cursor is backed by a resync. */
+  readonly sender: { readonly cursor: number; readonly level: boolean };
+  /** The peer's last acknowledgement report (from its ping), if any. */
+  readonly ackReport: AckReport | null;
+}
+
+export interface CollectorDeps {
+  readonly store: CollectorStore;
+  /** The current members other than this node: the peers this node replicates to. */
+  readonly peers: () => readonly CollectorPeer[];
+  readonly graceMs: number;
+  readonly intervalMs: number;
+  /**
+   * Why the horizon may not move now (null: it may). While a member is removed
+   * its writes may be held by some members and not others, and no report of
+   * its can say which: the horizon waits until it is added back.
+   */
+  readonly paused?: () => string | null;
+  readonly wallMs: () => number;
+  readonly log: Logger;
+  readonly runtime?: Runtime;
+  /** Told how many rows each batch removed (for metrics). */
+  readonly onRemoved?: (count: number) => void;
+}
+
+/** Rows removed per transaction. */
+const REMOVE_BATCH_ROWS = 1_000;
+/** Own pending changes read per peer to find the lowest unacknowledged one. */
+const PENDING_SCAN_ROWS = 10_000;
+/** Stands for a member whose node id is not known yet: it has no report, so it counts 0. */
+const UNKNOWN_MEMBER = 'unknown';
+
+export class TombstoneCollector {
+  readonly #deps: CollectorDeps;
+  readonly #runtime: Runtime;
+  #report: AckReport;
+  #timer: TimerHandle | undefined;
+  #removing = false;
+  /** Rows may lie below the horizon (it rose, or a removal stopped short). */
+  #behind = true;
+  #stopped = false;
+  #stable = 0;
+  #pausedReason: string | null = null;
+
+  constructor(deps: CollectorDeps) {
+    this.#deps = deps;
+    this.#runtime = deps.runtime ?? nodeRuntime;
+    this.#report = { horizon: deps.store.horizon, acked: new Map() };
+  }
+
+  start(): void {
+    this.#timer = this.#runtime.setInterval(() => this.tick(), this.#deps.intervalMs, true);
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    this.#runtime.clearInterval(this.#timer);
+  }
+
+  /** What this node announces in its ping answers. */
+  report(): AckReport {
+    return this.#report;
+  }
+
+  /** The stable time last worked out (an HLC timestamp, 0: none yet). */
+  get stable(): number {
+    return this.#stable;
+  }
+
+  /** One round: our report, the horizon, and removal below it. */
+  tick(): void {
+    if (this.#stopped) return;
+    const { store } = this.#deps;
+    const peers = this.#deps.peers().filter((peer) => peer.state !== 'self');
+    const acked = this.#ownAcks(peers);
+    const members = [store.nodeId, ...peers.map((peer) => peer.nodeId ?? UNKNOWN_MEMBER)];
+    const reports = new Map<string, AckReport>();
+    for (const peer of peers) {
+      if (peer.nodeId !== null && peer.ackReport) reports.set(peer.nodeId, peer.ackReport);
+    }
+    reports.set(store.nodeId, { horizon: store.horizon, acked });
+    this.#stable = stableBelow(members, reports);
+    const paused = this.#deps.paused?.() ?? null;
+    if (paused !== this.#pausedReason) {
+      if (paused !== null) this.#deps.log.info({ reason: paused }, 'tombstone removal paused');
+      else this.#deps.log.info('tombstone removal resumed');
+      this.#pausedReason = paused;
+    }
+    const next =
+      paused !== null
+        ? store.horizon
+        : nextHorizon({
+            current: store.horizon,
+            self: store.nodeId,
+            members,
+            reports,
+            wallMs: this.#deps.wallMs(),
+            graceMs: this.#deps.graceMs,
+          });
+    if (store.raiseHorizon(next)) {
+      this.#deps.log.debug(
+        {
+          horizon: new Date(timestampToMs(next)).toISOString(),
+          complete: completeBelow(store.nodeId, members, reports),
+        },
+        'tombstone horizon raised',
+      );
+      this.#behind = true;
+    }
+    if (this.#behind) this.#removeSoon();
+    this.#report = { horizon: store.horizon, acked };
+  }
+
+  /**
+   * Per target, the timestamp below which it acknowledged every write of ours:
+   * for ourselves a persisted floor below all our later versions; for a peer
+   * the lowest of our changes it has not acknowledged, or that floor when it
+   * has them all. A peer whose cursor jumped (new or wiped) counts 0 until a
+   * resync brought it level, and so does one too far behind to scan.
+   */
+  #ownAcks(peers: readonly CollectorPeer[]): Map<string, number> {
+    const { store } = this.#deps;
+    const floor = store.clockFloor();
+    const acked = new Map<string, number>([[store.nodeId, floor]]);
+    for (const peer of peers) {
+      if (peer.nodeId === null) continue;
+      let below = 0;
+      if (peer.sender.level) {
+        const lowest = store.ownPendingLowest(peer.sender.cursor, PENDING_SCAN_ROWS);
+        below = lowest === undefined ? 0 : lowest === null ? floor : Math.min(lowest, floor);
+      }
+      acked.set(peer.nodeId, below);
+    }
+    return acked;
+  }
+
+  /** Removes what lies below the horizon, a batch per turn. */
+  #removeSoon(): void {
+    if (this.#removing || this.#stopped) return;
+    this.#removing = true;
+    const step = () => {
+      if (this.#stopped) {
+        this.#removing = false;
+        return;
+      }
+      let removed = 0;
+      try {
+        removed = this.#deps.store.removeBelowHorizon(REMOVE_BATCH_ROWS);
+      } catch (error) {
+        // A full disk: the rows stay and the next round tries again.
+        this.#deps.log.warn({ err: error }, 'tombstone removal failed; will retry');
+        this.#removing = false;
+        return;
+      }
+      if (removed > 0) this.#deps.onRemoved?.(removed);
+      if (removed < REMOVE_BATCH_ROWS) {
+        this.#removing = false;
+        this.#behind = false;
+        return;
+      }
+      this.#runtime.setImmediate(step);
+    };
+    this.#runtime.setImmediate(step);
+  }
+}
