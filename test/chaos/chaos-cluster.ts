@@ -18,6 +18,7 @@ export interface ChaosClusterOptions {
   readonly nodes: number;
   readonly pingfreqSeconds: number;
   readonly timeoutSeconds: number;
+  readonly tombstoneGraceSeconds: number;
   readonly seed: number;
 }
 
@@ -54,8 +55,14 @@ export class ChaosCluster {
         ports: nodePorts,
         pingfreq: options.pingfreqSeconds,
         timeout: options.timeoutSeconds,
-        // Anti-entropy every 2 s (default 60 s), so a short run also exercises it.
-        extraArgs: ['--anti-entropy', '2'],
+        // Anti-entropy every 2 s (default 60 s), so a short run also exercises it; a short
+        // tombstone grace, so tombstones and expired entries are removed during the run.
+        extraArgs: [
+          '--anti-entropy',
+          '2',
+          '--tombstone-grace',
+          String(options.tombstoneGraceSeconds),
+        ],
         peerUrlFor: (from, to) => proxies[from]![to]!.url,
       });
       return new ChaosCluster(cluster, proxies, options.seed);

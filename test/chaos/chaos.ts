@@ -34,6 +34,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     nodes: options.nodes,
     pingfreqSeconds: options.pingfreqSeconds,
     timeoutSeconds: options.timeoutSeconds,
+    tombstoneGraceSeconds: options.tombstoneGraceSeconds,
     seed: options.seed,
   });
   try {

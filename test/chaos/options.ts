@@ -19,6 +19,8 @@ export interface ChaosOptions {
   /** `--pingfreq` and `--timeout` of every node, in seconds. */
   readonly pingfreqSeconds: number;
   readonly timeoutSeconds: number;
+  /** `--tombstone-grace` of every node, in seconds: short, so tombstones are removed in the run. */
+  readonly tombstoneGraceSeconds: number;
   /** Client request timeout, in ms: no answer by then makes the op's outcome unknown. */
   readonly clientTimeoutMs: number;
   /** Where to write the summary as JSON, if anywhere. */
@@ -48,6 +50,7 @@ export const DEFAULT_OPTIONS: Omit<ChaosOptions, 'seed' | 'log' | 'signal'> = {
   convergeTimeoutMs: 30_000,
   pingfreqSeconds: 0.2,
   timeoutSeconds: 1,
+  tombstoneGraceSeconds: 10,
   clientTimeoutMs: 5_000,
   jsonPath: undefined,
   historyPath: undefined,
@@ -63,6 +66,7 @@ export const USAGE = `Usage: npm run chaos -- --seed <n> [options]
   --rate <n>             client operations per second (default 60)
   --fault-gap-ms <ms>    mean gap between faults (default 2500)
   --converge-ms <ms>     convergence deadline after the final heal (default 30000)
+  --grace <s>            every node's --tombstone-grace in seconds (default 10)
   --json <file>          write the summary as JSON
   --history <file>       write every operation and fault as JSON lines
   --keep                 keep the temp dir (node data and logs)
@@ -80,6 +84,7 @@ const FLAGS = [
   'rate',
   'fault-gap-ms',
   'converge-ms',
+  'grace',
   'json',
   'history',
 ];
@@ -119,6 +124,7 @@ export function parseChaosArgs(
       1_000,
       600_000,
     ),
+    tombstoneGraceSeconds: number(args.grace, 'grace', d.tombstoneGraceSeconds, 1, 315_360_000),
     jsonPath: optionalString(args.json, 'json'),
     historyPath: optionalString(args.history, 'history'),
     keepDirs: args.keep === true,

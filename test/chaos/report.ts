@@ -47,6 +47,8 @@ export interface ChaosSummary {
   readonly sigtermShutdownMsMax: number;
   readonly finalLiveKeys: number;
   readonly finalTombstones: number;
+  /** Keys written in the run that no node holds any more: deleted and removed past the horizon. */
+  readonly finalRemovedKeys: number;
   readonly violations: number;
   readonly violationList: readonly Violation[];
   readonly wallSeconds: number;
@@ -106,6 +108,9 @@ export function summarize(
     sigtermShutdownMsMax: Math.round(history.shutdownMsMax),
     finalLiveKeys: entries.filter((e) => !e.deleted).length,
     finalTombstones: entries.filter((e) => e.deleted).length,
+    finalRemovedKeys: [
+      ...new Set(ops.filter((o) => o.step.op !== 'get').map((o) => o.step.key)),
+    ].filter((key) => snap !== undefined && !snap.entries.has(key)).length,
     violations: violations.length,
     violationList: violations.slice(0, VIOLATIONS_KEPT_MAX),
     wallSeconds: Math.round(history.nowMs() / 100) / 10,
@@ -128,7 +133,7 @@ export function formatSummary(s: ChaosSummary): string {
     `faults: ${faults || 'none'} (skipped ${s.faultsSkipped}); proxy refused ${s.proxyConnectionsRefused}, dropped mid-request ${s.proxyConnectionsDropped}`,
     `converged: ${converge}`,
     `max dispatch lag ${s.dispatchLagMsMax} ms; ${s.sigtermShutdowns} SIGTERM shutdowns, slowest ${s.sigtermShutdownMsMax} ms`,
-    `final: ${s.finalLiveKeys} live keys, ${s.finalTombstones} tombstones`,
+    `final: ${s.finalLiveKeys} live keys, ${s.finalTombstones} tombstones, ${s.finalRemovedKeys} keys removed past the horizon`,
     `violations: ${s.violations}`,
   ].join('\n');
 }
