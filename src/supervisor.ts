@@ -382,11 +382,17 @@ export class Supervisor {
     const recovering = this.#runtime.monoMs() - this.#startedMonoMs < this.#deps.startupWindowMs;
     const mayYield = !recovering && peer.resyncDeferrals < bounds.resyncYieldsMax;
     const jumps = peer.sender.jumps;
+    const refusals = peer.sender.refusals;
     this.#deps
       .runResync(peer, mayYield)
       .then(
         (report) => {
-          if (report.result !== 'deferred') peer.sender.markLevel(jumps);
+          // A resync that ran whole, with nothing refused, brought the peer level
+          // with us (src/tombstones/ trusts the cursor again from then on).
+          if (report.result !== 'deferred' && report.entriesRefused === 0) {
+            peer.sender.markLevel(jumps);
+            peer.sender.settleRefusals(refusals);
+          }
           peer.resyncDeferrals = report.result === 'deferred' ? peer.resyncDeferrals + 1 : 0;
           if (report.result === 'deferred') {
             // The peer is resyncing itself and will reach us; look again later.

@@ -17,6 +17,7 @@ import type { StorePool } from '../pool.ts';
 import { nodeRuntime, type Runtime, type TimerHandle } from '../runtime.ts';
 import type { Change } from '../store/types.ts';
 import { entryJson, replicateBody } from '../store/wire.ts';
+import { parseVersion } from '../version.ts';
 import { LagSamples } from './lag-samples.ts';
 import type { PeerTransport } from './peer-transport.ts';
 import { pushRefusing, type RefusedEntry } from './push-refusals.ts';
@@ -92,6 +93,10 @@ export class PeerSender {
   #level: boolean;
   #persistedLevel: boolean;
   #jumps = 0;
+  /** The lowest version timestamp among entries the peer refused since it was last settled. */
+  #refusedLowest = Number.POSITIVE_INFINITY;
+  /** Refusals so far (a resync that began before the last one settles nothing). */
+  #refusals = 0;
   #readSeq: number;
   #inFlight: InFlight[] = [];
   #epoch = 0;
@@ -133,6 +138,24 @@ export class PeerSender {
    */
   get level(): boolean {
     return this.#level;
+  }
+
+  /**
+   * Below this timestamp the cursor says what the peer holds: the lowest
+   * version it refused (skipped, re-offered by a resync) since it was last
+   * settled; +Infinity when none.
+   */
+  get refusedLowest(): number {
+    return this.#refusedLowest;
+  }
+
+  get refusals(): number {
+    return this.#refusals;
+  }
+
+  /** A resync that began at `refusals` refusals delivered everything: what was refused is held now. */
+  settleRefusals(refusals: number): void {
+    if (refusals === this.#refusals) this.#refusedLowest = Number.POSITIVE_INFINITY;
   }
 
   /** How many times the cursor jumped (a resync that began before the last jump proves nothing). */
@@ -300,6 +323,11 @@ export class PeerSender {
   /** Entries the peer refused were skipped (not retried): count them and say so once per batch. */
   #noteRefused(refused: readonly RefusedEntry[]): void {
     this.#stats.refusedEntries += refused.length;
+    this.#refusals += 1;
+    for (const entry of refused) {
+      const timestamp = parseVersion(entry.version)?.timestamp ?? 0;
+      this.#refusedLowest = Math.min(this.#refusedLowest, timestamp);
+    }
     this.#stats.lastRefused = {
       ...refused.at(-1)!,
       at: new Date(this.#deps.wallMs()).toISOString(),

@@ -25,7 +25,12 @@ export interface CollectorPeer {
   /** `self`: the peer is this node (it is skipped). */
   readonly state: string;
   /** Our change sequence the peer acknowledged, and whether the cursor is backed by a resync. */
-  readonly sender: { readonly cursor: number; readonly level: boolean };
+  readonly sender: {
+    readonly cursor: number;
+    readonly level: boolean;
+    /** The lowest version the peer refused (skipped by the cursor) and has not been given since. */
+    readonly refusedLowest: number;
+  };
   /** The peer's last acknowledgement report (from its ping), if any. */
   readonly ackReport: AckReport | null;
 }
@@ -141,8 +146,9 @@ export class TombstoneCollector {
    * Per target, the timestamp below which it acknowledged every write of ours:
    * for ourselves a persisted floor below all our later versions; for a peer
    * the lowest of our changes it has not acknowledged, or that floor when it
-   * has them all. A peer whose cursor jumped (new or wiped) counts 0 until a
-   * resync brought it level, and so does one too far behind to scan.
+   * has them all, and never above a version it refused and has not been given
+   * since. A peer whose cursor jumped (new or wiped) counts 0 until a resync
+   * brought it level, and so does one too far behind to scan.
    */
   #ownAcks(peers: readonly CollectorPeer[]): Map<string, number> {
     const { store } = this.#deps;
@@ -154,6 +160,7 @@ export class TombstoneCollector {
       if (peer.sender.level) {
         const lowest = store.ownPendingLowest(peer.sender.cursor, PENDING_SCAN_ROWS);
         below = lowest === undefined ? 0 : lowest === null ? floor : Math.min(lowest, floor);
+        below = Math.min(below, peer.sender.refusedLowest);
       }
       acked.set(peer.nodeId, below);
     }
