@@ -197,10 +197,13 @@ async function measureOnServer(ctx: BaseContext, baseUrl: string): Promise<Ceili
 /** The body-parsing ceiling: the same request generators as peerkv's writes and reads. */
 async function measureParsing(ctx: BaseContext, baseUrl: string): Promise<Ceilings['parsing']> {
   const connections = ctx.settings.connectionsDefault;
+  // The full run's duration (30 s); quick mode's 1 s keeps it within its 60 s budget.
+  const durationSec = ctx.settings.sweepDurationSec;
   const writes = await ctx.load({
     label: `ceiling parsing POST /store c=${connections}`,
     url: `${baseUrl}/store`,
     connections,
+    durationSec,
     requestsForConnection: distinctKeyWrites({ path: '/store', keyPrefix: 'ceiling' }),
   });
   assertValidCeiling(writes);
@@ -208,6 +211,7 @@ async function measureParsing(ctx: BaseContext, baseUrl: string): Promise<Ceilin
     label: `ceiling parsing GET /store/key c=${connections}`,
     url: `${baseUrl}/store/key`,
     connections,
+    durationSec,
     requests: randomExistingKeyReads({
       path: '/store/key',
       // The keys the single-node case preloads and reads (k0..k9999).
