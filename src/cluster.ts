@@ -6,6 +6,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseFlags, parsePort } from './cli.ts';
+import { codeUrl, loaderExecArgv } from './code-location.ts';
 import { ConfigError } from './errors.ts';
 
 export const CLUSTER_USAGE = `Usage: peerkv cluster [options]
@@ -64,14 +65,14 @@ export function parseClusterArgs(argv: readonly string[]): ClusterOptions | unde
 export async function runCluster(options: ClusterOptions): Promise<void> {
   const ports = Array.from({ length: options.nodes }, (_, index) => options.basePort + index);
   const urls = ports.map((port) => `http://127.0.0.1:${port}`);
-  const mainPath = fileURLToPath(new URL('./main.ts', import.meta.url));
-  const loader = import.meta.resolve('tsx');
+  // The nodes run like this process: compiled, or from the sources through tsx.
+  const mainPath = fileURLToPath(codeUrl('./main.ts', import.meta.url));
+  const loaderArgs = loaderExecArgv();
   const children = ports.map((port) =>
     spawn(
       process.execPath,
       [
-        '--import',
-        loader,
+        ...loaderArgs,
         mainPath,
         'node',
         '--port',

@@ -80,6 +80,8 @@ export const limits = {
   poolThreadsMax: 2,
   poolQueueMax: 256,
   poolPeerTasksMax: 16,
+  /** A pool thread with no task for this long ends (threads start again on demand). */
+  poolIdleTimeoutMs: 30_000,
   /** After an answer that leaves a body unread: how long the connection drains before it closes. */
   lingerCloseMs: 1_000,
   /** GET /cluster/nodes: the longest wait for a peer's /cluster, and how long an answer is reused. */

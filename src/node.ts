@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import type { ClusterStatus } from './client/types.ts';
 import { HybridClock, timestampToMs } from './clock.ts';
 import { ClusterOverviewSource } from './cluster-overview.ts';
+import { runsFromSources } from './code-location.ts';
 import type { NodeConfig } from './config.ts';
 import { ConfigError, PeerkvError } from './errors.ts';
 import { createHttpServer, type HttpServer, type Server } from './http/app.ts';
@@ -296,6 +297,7 @@ export class PeerkvNode {
         dataDir: config.dataDir,
         peers: config.peers,
         keys: node.store.digest.entryCount(),
+        code: runsFromSources ? 'sources' : 'compiled',
       },
       'node started',
     );

@@ -1,7 +1,9 @@
 /**
  * The piscina pool that runs the O(N) store tasks (workers/store-tasks.ts)
- * off the event loop. Workers load the TypeScript task through tsx whether
- * the node runs under `tsx`, `node --import tsx` or the bin.
+ * off the event loop. Workers load the task the way the node loads its own
+ * code (src/code-location.ts): the compiled `.js` file with the node's own
+ * flags, or the TypeScript file through tsx. They start on demand (no thread
+ * at rest) and end after `poolIdleTimeoutMs` without a task.
  *
  * Peers' requests (`POST /sync/rows`) get a share of the pool, not all of it:
  * past `poolPeerTasksMax` of them in flight, the next one is refused with 503
@@ -12,6 +14,7 @@
 import assert from 'node:assert/strict';
 import { Piscina } from 'piscina';
 import type { RowsResult, ScanDigestResult, StoreTask } from '../workers/store-tasks.ts';
+import { codeUrl, loaderExecArgv, runsFromSources } from './code-location.ts';
 import { PeerkvError } from './errors.ts';
 import { limits } from './limits.ts';
 
@@ -48,11 +51,12 @@ export function createStorePool(
 ): StorePool {
   assert.ok(options.peerTasksMax < options.queueMax, 'peers must leave room in the pool queue');
   const pool = new Piscina({
-    filename: new URL('../workers/store-tasks.ts', import.meta.url).href,
-    execArgv: ['--import', import.meta.resolve('tsx')],
+    filename: codeUrl('../workers/store-tasks.ts', import.meta.url).href,
+    // Compiled: undefined, so a worker inherits the node's flags (as Worker does).
+    execArgv: runsFromSources ? loaderExecArgv() : undefined,
     minThreads: 0,
     maxThreads: options.threadsMax,
-    idleTimeout: 30_000,
+    idleTimeout: limits.poolIdleTimeoutMs,
     maxQueue: options.queueMax,
   });
   const run = <T>(task: StoreTask): Promise<T> => {

@@ -2,7 +2,11 @@
  * The ceilings: a bare polka server (bench/lib/ceiling-server.ts, its own
  * process) under the same client and settings as peerkv. Measures GET /ping
  * and POST /echo at the default connection count, then GET /ping across the
- * connection sweep; every peerkv case is compared with these numbers.
+ * connection sweep; every peerkv case is compared with these numbers. Then the
+ * body-parsing ceiling (issue 14): POST /store and GET /store/key on the same
+ * server, reading and JSON.parsing the very bodies peerkv's write and read
+ * cases send, answering a small JSON object: the HTTP and JSON work any front
+ * end must do, so peerkv's gap to it is its own cost.
  */
 import { fileURLToPath } from 'node:url';
 import type { BaseContext, Ceilings } from '../lib/bench-context.ts';
@@ -11,8 +15,13 @@ import type { LoadResult } from '../lib/load.ts';
 import { rowsFromLoad } from '../lib/load-rows.ts';
 import { findFreePort, readRssBytes } from '../lib/processes.ts';
 import type { CaseResult } from '../lib/report.ts';
-import { distinctKeyWrites } from '../lib/request-generators.ts';
+import {
+  createSeededRandom,
+  distinctKeyWrites,
+  randomExistingKeyReads,
+} from '../lib/request-generators.ts';
 import { renderBarChart, renderLineChart } from '../lib/svg-chart.ts';
+import { preloadedKeys } from './single-node.ts';
 
 export const ceilingGroup = 'Ceiling (bare polka)';
 const ceilingServerFile = fileURLToPath(new URL('../lib/ceiling-server.ts', import.meta.url));
@@ -65,6 +74,11 @@ function ceilingRows(ceilings: Ceilings, rssBytes: number): CaseResult[] {
       ...(connections === echo.connections ? all : all.filter((r) => r.metric !== 'latency p50')),
     );
   }
+  const at = connectionsText(echo.connections);
+  const parsingRows = (name: string, load: LoadResult) =>
+    rowsFromLoad({ group, name: `${name}, ${at} (body-parsing ceiling)`, load });
+  rows.push(...parsingRows('POST /store, parsing the write bodies', ceilings.parsing.writes));
+  rows.push(...parsingRows('GET /store/key, parsing the JSON key bodies', ceilings.parsing.reads));
   rows.push({
     group,
     name: 'server after all runs',
@@ -172,7 +186,41 @@ async function measureOnServer(ctx: BaseContext, baseUrl: string): Promise<Ceili
     }),
   );
   const echoByConnections = await measureSweep(ctx, echo, (c) => echoAt(c, sweepSec));
-  return { pingByConnections, echo, echoByConnections };
+  return {
+    pingByConnections,
+    echo,
+    echoByConnections,
+    parsing: await measureParsing(ctx, baseUrl),
+  };
+}
+
+/** The body-parsing ceiling: the same request generators as peerkv's writes and reads. */
+async function measureParsing(ctx: BaseContext, baseUrl: string): Promise<Ceilings['parsing']> {
+  const connections = ctx.settings.connectionsDefault;
+  // The full run's duration (30 s); quick mode's 1 s keeps it within its 60 s budget.
+  const durationSec = ctx.settings.sweepDurationSec;
+  const writes = await ctx.load({
+    label: `ceiling parsing POST /store c=${connections}`,
+    url: `${baseUrl}/store`,
+    connections,
+    durationSec,
+    requestsForConnection: distinctKeyWrites({ path: '/store', keyPrefix: 'ceiling' }),
+  });
+  assertValidCeiling(writes);
+  const reads = await ctx.load({
+    label: `ceiling parsing GET /store/key c=${connections}`,
+    url: `${baseUrl}/store/key`,
+    connections,
+    durationSec,
+    requests: randomExistingKeyReads({
+      path: '/store/key',
+      // The keys the single-node case preloads and reads (k0..k9999).
+      keyCount: preloadedKeys,
+      random: createSeededRandom(connections),
+    }),
+  });
+  assertValidCeiling(reads);
+  return { writes, reads };
 }
 
 /** Starts the ceiling server, measures, stops it; returns the ceilings and their report rows. */
@@ -192,6 +240,14 @@ export async function measureCeilings(
     const ceilings = await measureOnServer(ctx, baseUrl);
     const rssBytes = await readRssBytes(server.pid);
     await writeCeilingCharts(ctx, ceilings);
+    ctx.report.addNote(
+      ceilingGroup,
+      'The body-parsing ceiling (issue 14) is `POST /store` and `GET /store/key` on this server: ' +
+        'it reads and `JSON.parse`s the very bodies the peerkv write and read cases send and ' +
+        'answers a small JSON object (`{"key","version"}`, `{"value"}` of the preloaded size), ' +
+        'the work every JSON front end must do. Writes and reads of one node and the writes of ' +
+        'the 3-node cluster are also reported against it.',
+    );
     return { ceilings, results: ceilingRows(ceilings, rssBytes) };
   } finally {
     await ctx.processes.stop(server);

@@ -18,7 +18,7 @@
  */
 import type { BenchCase, BenchContext } from '../lib/bench-context.ts';
 import type { LoadResult } from '../lib/load.ts';
-import { percentileRowsFromLoad } from '../lib/load-rows.ts';
+import { percentileRowsFromLoad, rowsFromLoad } from '../lib/load-rows.ts';
 import {
   type BulkData,
   bulkLoad,
@@ -189,6 +189,14 @@ function clusterRows(ctx: BenchContext, first: FirstSize): CaseResult[] {
       ceiling: echo,
       throughputRatioMin: 0.4,
     }),
+    // Issue 14's ratio: against polka reading and parsing the very same bodies.
+    ...rowsFromLoad({
+      group,
+      name: `${k}: POST /store to node 1, ${connectionsText(c)} (vs polka parsing the same bodies)`,
+      load: first.writes,
+      ceiling: ctx.ceilings.parsing.writes,
+      throughputRatioMin: 0.5,
+    }).filter((row) => row.metric === 'throughput'),
     {
       group,
       name: `${k}: after that run`,

@@ -7,7 +7,7 @@
  */
 import type { BenchCase, BenchContext } from '../lib/bench-context.ts';
 import type { LoadResult } from '../lib/load.ts';
-import { blendLoads, percentileRowsFromLoad } from '../lib/load-rows.ts';
+import { blendLoads, percentileRowsFromLoad, rowsFromLoad } from '../lib/load-rows.ts';
 import { bulkLoad, connectionsText, makeBulkData, startSingleNode } from '../lib/peerkv.ts';
 import { readRssBytes } from '../lib/processes.ts';
 import type { CaseResult } from '../lib/report.ts';
@@ -102,6 +102,22 @@ async function measure(ctx: BenchContext, url: string) {
   return { writes, reads, readsQuery, mixed };
 }
 
+/** The throughput row of `load` against the body-parsing ceiling, with the issue's target. */
+function vsParsing(
+  name: string,
+  load: LoadResult,
+  ceiling: LoadResult,
+  throughputRatioMin: number,
+): CaseResult[] {
+  return rowsFromLoad({
+    group,
+    name: `${name} (vs polka parsing the same bodies)`,
+    load,
+    ceiling,
+    throughputRatioMin,
+  }).filter((row) => row.metric === 'throughput');
+}
+
 async function run(ctx: BenchContext): Promise<CaseResult[]> {
   const node = await startSingleNode(ctx, 'single', singleNodeOptions);
   await bulkLoad([node], makeBulkData(preloadedKeys));
@@ -140,6 +156,9 @@ async function run(ctx: BenchContext): Promise<CaseResult[]> {
       ceiling: ping,
       throughputRatioMin: 0.7,
     }),
+    // Issue 14's ratios: against polka reading and parsing the very same bodies.
+    ...vsParsing(`POST /store, distinct keys, ${at}`, writes, ctx.ceilings.parsing.writes, 0.8),
+    ...vsParsing(`GET /store/key, JSON body, ${at}`, reads, ctx.ceilings.parsing.reads, 1.0),
     ...percentileRowsFromLoad({
       group,
       name: `GET /store/key?key=, ${at} (vs GET /ping)`,

@@ -31,6 +31,12 @@ export interface Ceilings {
   echo: LoadResult;
   /** Bare polka POST /echo, one run per count in settings.connectionsSweep. */
   echoByConnections: ReadonlyMap<number, LoadResult>;
+  /**
+   * The body-parsing ceiling (issue 14) at settings.connectionsDefault: polka
+   * reading and JSON.parsing the same bodies as peerkv's POST /store writes
+   * and GET /store/key reads, answering a small JSON object.
+   */
+  parsing: { writes: LoadResult; reads: LoadResult };
 }
 
 /** Load options with the run's duration filled in unless given. */

@@ -2,11 +2,13 @@
  * Runs the backup copy (workers/backup-copy.ts) in a worker thread of its
  * own, so the O(N) copy and the fsync that ends it never hold the event
  * loop, and a backup never takes a thread of the store pool from the
- * replication and resync work that needs it. The worker loads its
- * TypeScript through tsx, registered in the worker itself.
+ * replication and resync work that needs it. A compiled node's worker loads
+ * the compiled task; from the sources, the worker registers tsx itself, then
+ * loads the TypeScript task.
  */
 import { Worker } from 'node:worker_threads';
 import type { CopyFacts, CopyMessage, CopyTask } from '../../workers/backup-copy.ts';
+import { codeUrl, runsFromSources } from '../code-location.ts';
 
 export type { CopyFacts } from '../../workers/backup-copy.ts';
 
@@ -18,16 +20,22 @@ export interface CopyJob {
 
 export type CopyDatabase = (destPath: string) => CopyJob;
 
-const TASK_URL = new URL('../../workers/backup-copy.ts', import.meta.url).href;
-/** Registers tsx in the worker, then loads the task (as bin/peerkv.js does for the process). */
-const BOOTSTRAP = `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))})
-  .then((tsx) => { tsx.register(); return import(${JSON.stringify(TASK_URL)}); });`;
+const TASK_URL = codeUrl('../../workers/backup-copy.ts', import.meta.url);
+
+/** The compiled task, or (from the sources) code that registers tsx, then loads the task. */
+function workerCode(): { code: URL | string; eval: boolean } {
+  if (!runsFromSources) return { code: TASK_URL, eval: false };
+  const bootstrap = `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))})
+  .then((tsx) => { tsx.register(); return import(${JSON.stringify(TASK_URL.href)}); });`;
+  return { code: bootstrap, eval: true };
+}
 
 /** Copies of the database at `sourcePath`, each in a fresh worker thread. */
 export function copyInWorker(sourcePath: string): CopyDatabase {
   return (destPath) => {
     const task: CopyTask = { kind: 'backup-copy', sourcePath, destPath };
-    const worker = new Worker(BOOTSTRAP, { eval: true, workerData: task });
+    const { code, eval: isEval } = workerCode();
+    const worker = new Worker(code, { eval: isEval, workerData: task });
     const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
     const done = new Promise<CopyFacts>((resolve, reject) => {
       worker.once('message', (message: CopyMessage) => {

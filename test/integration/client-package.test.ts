@@ -54,11 +54,11 @@ test('the tarball carries the built client with its declarations', async () => {
   const installed = path.join(dir, 'node_modules', 'peerkv');
   const manifest = JSON.parse(await fsp.readFile(path.join(installed, 'package.json'), 'utf8'));
   assert.deepEqual(manifest.exports['./client'], {
-    types: './dist/client/index.d.ts',
-    import: './dist/client/index.js',
+    types: './dist/src/client/index.d.ts',
+    import: './dist/src/client/index.js',
   });
   for (const file of ['index.js', 'index.d.ts', 'client.js', 'errors.d.ts']) {
-    await fsp.access(path.join(installed, 'dist', 'client', file));
+    await fsp.access(path.join(installed, 'dist', 'src', 'client', file));
   }
   await assert.rejects(fsp.access(path.join(installed, 'test')), 'tests are not published');
 });
