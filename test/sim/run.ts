@@ -1,19 +1,29 @@
-// `npm run sim -- --seeds 10000 [--nodes 5] [--from 1]`: runs many seeded schedules, reports
-// schedules per second, and on the first failing seed prints it with its violations and trace.
+// `npm run sim -- --seeds 10000 [--nodes 5] [--from 1] [--jobs 2]`: runs many seeded schedules,
+// reports schedules per second, and on the first failing seed prints it with its violations and
+// trace. With --jobs J the seeds run in J child processes (test/sim/seed-pool.ts); results are
+// still read, reported and stopped at in seed order, so the output is what one process prints.
 // `npm run sim -- --seed N`: replays one seed and prints its whole trace (the same, byte for
 // byte, every time). Exit code 1 on a violation, 2 on bad flags.
 import { rmSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import minimist from 'minimist';
-import { DEFAULT_OPTIONS, defaultRootDir, type SimResult, simulate } from './simulate.ts';
+import { type SeedOptions, type SeedOutcome, SeedPool } from './seed-pool.ts';
+import { DEFAULT_OPTIONS, defaultRootDir, simulate } from './simulate.ts';
+import { traceDigest } from './trace.ts';
 
-const USAGE = `usage: npm run sim -- [--seeds N] [--from S] [--seed N] [--nodes N] [--duration SECONDS] [--keep-going]
+const USAGE = `usage: npm run sim -- [--seeds N] [--from S] [--seed N] [--nodes N] [--duration SECONDS] [--jobs J] [--keep-going]
   --seeds N      run N seeds, S .. S+N-1 (default 100)
   --from S       first seed of --seeds (default 1)
   --seed N       replay seed N and print its trace
   --nodes N      nodes per schedule, 2..9 (default ${DEFAULT_OPTIONS.nodes})
   --duration S   virtual seconds of ops and faults before the final heal (default ${DEFAULT_OPTIONS.durationMs / 1000})
   --clock-jump-ms J  clock jumps drawn from ±J ms, a clock at most 2J (and 60 s) off (default 20000)
-  --keep-going   do not stop at the first failing seed`;
+  --jobs J       run the seeds in J processes (default 1; this machine has ${availableParallelism()} cores)
+  --keep-going   do not stop at the first failing seed
+  --trace-digests  print each seed's trace SHA-256 (to show a change left every schedule as it was)`;
+
+/** Seeds handed out ahead of the one read next, per job (a slow seed does not idle the rest). */
+const AHEAD_PER_JOB = 4;
 
 interface Flags {
   readonly seeds: number;
@@ -23,12 +33,14 @@ interface Flags {
   readonly durationMs: number;
   readonly keepGoing: boolean;
   readonly clockJumpMsMax: number;
+  readonly jobs: number;
+  readonly traceDigests: boolean;
 }
 
 function parseFlags(argv: string[]): Flags {
   const args = minimist(argv, {
-    string: ['seeds', 'from', 'seed', 'nodes', 'duration', 'clock-jump-ms'],
-    boolean: ['keep-going', 'help'],
+    string: ['seeds', 'from', 'seed', 'nodes', 'duration', 'clock-jump-ms', 'jobs'],
+    boolean: ['keep-going', 'trace-digests', 'help'],
     unknown: (flag) => {
       if (!flag.startsWith('-')) return true;
       throw new Error(`unknown flag ${flag}`);
@@ -56,10 +68,16 @@ function parseFlags(argv: string[]): Flags {
     durationMs: int('duration', DEFAULT_OPTIONS.durationMs / 1000, 1, 3_600) * 1000,
     keepGoing: args['keep-going'] === true,
     clockJumpMsMax: int('clock-jump-ms', 20_000, 0, 3_600_000),
+    jobs: int('jobs', 1, 1, 64),
+    traceDigests: args['trace-digests'] === true,
   };
 }
 
-function report(result: SimResult, withTrace: boolean, flags: Flags): string {
+function report(
+  result: Pick<SeedOutcome, 'seed' | 'violations' | 'trace'>,
+  withTrace: boolean,
+  flags: Flags,
+): string {
   const lines = [`seed ${result.seed}: ${result.violations.length} violation(s)`];
   for (const violation of result.violations) {
     lines.push(
@@ -83,61 +101,101 @@ async function main(): Promise<number> {
     process.stderr.write(`sim: ${(error as Error).message}\n`);
     return 2;
   }
-  const rootDir = defaultRootDir();
-  const base = {
+  const base: SeedOptions = {
     clockJumpMsMax: flags.clockJumpMsMax,
     nodes: flags.nodes,
     durationMs: flags.durationMs,
     convergeMsMax: DEFAULT_OPTIONS.convergeMsMax,
-    rootDir,
   };
-  try {
-    if (flags.seed !== undefined) {
-      const result = await simulate({ ...base, seed: flags.seed });
+  if (flags.seed !== undefined) {
+    const rootDir = defaultRootDir();
+    try {
+      const result = await simulate({ ...base, rootDir, seed: flags.seed });
       process.stdout.write(`${result.trace.join('\n')}\n`);
       process.stdout.write(report(result, false, flags));
       return result.violations.length === 0 ? 0 : 1;
+    } finally {
+      rmSync(rootDir, { recursive: true, force: true });
     }
-    // SIGINT/SIGTERM end the run after the seed in progress, with the summary of what ran.
-    let stopping = false;
-    const stop = () => {
-      stopping = true;
-    };
-    process.once('SIGINT', stop).once('SIGTERM', stop);
-    const startedMs = performance.now();
-    let failed = 0;
-    let events = 0;
-    let virtualMs = 0;
-    let removed = 0;
-    let ran = 0;
-    for (let seed = flags.from; seed < flags.from + flags.seeds && !stopping; seed += 1) {
-      const result = await simulate({ ...base, seed });
-      ran += 1;
-      events += result.events;
-      virtualMs += result.virtualMs;
-      removed += result.tombstonesRemoved;
-      if (result.violations.length > 0) {
-        failed += 1;
-        process.stdout.write(report(result, true, flags));
-        if (!flags.keepGoing) break;
-      }
-      if (ran % 100 === 0) {
-        const seconds = (performance.now() - startedMs) / 1000;
-        process.stderr.write(
-          `sim: ${ran} seeds in ${seconds.toFixed(1)} s (${(ran / seconds).toFixed(1)}/s), ${failed} failed\n`,
-        );
-      }
-    }
-    const seconds = (performance.now() - startedMs) / 1000;
-    process.stdout.write(
-      `sim: ${ran} schedules (seeds ${flags.from}..${flags.from + ran - 1}, ${flags.nodes} nodes, ${flags.durationMs / 1000} s each) in ${seconds.toFixed(1)} s: ` +
-        `${(ran / seconds).toFixed(1)} schedules/s, ${(virtualMs / 1000 / seconds).toFixed(0)} virtual s per real s, ` +
-        `${Math.round(events / ran)} events per schedule, ${(removed / Math.max(1, ran)).toFixed(1)} tombstones removed per schedule; ${failed} failed\n`,
-    );
-    return failed === 0 ? 0 : 1;
-  } finally {
-    rmSync(rootDir, { recursive: true, force: true });
   }
+  if (flags.jobs === 1) {
+    const rootDir = defaultRootDir();
+    try {
+      const runSeed = async (seed: number): Promise<SeedOutcome> => {
+        const result = await simulate({ ...base, rootDir, seed });
+        return { ...result, traceSha256: traceDigest(result.trace) };
+      };
+      return await runSeeds(flags, runSeed, 1);
+    } finally {
+      rmSync(rootDir, { recursive: true, force: true });
+    }
+  }
+  const pool = new SeedPool(flags.jobs, base);
+  try {
+    return await runSeeds(flags, (seed) => pool.run(seed), flags.jobs * AHEAD_PER_JOB);
+  } finally {
+    await pool.close();
+  }
+}
+
+/** Runs the seeds, up to `ahead` at once, and reads their results in seed order. */
+async function runSeeds(
+  flags: Flags,
+  runSeed: (seed: number) => Promise<SeedOutcome>,
+  ahead: number,
+): Promise<number> {
+  // SIGINT/SIGTERM end the run after the seeds in progress, with the summary of what ran.
+  let stopping = false;
+  const stop = () => {
+    stopping = true;
+  };
+  process.once('SIGINT', stop).once('SIGTERM', stop);
+  const startedMs = performance.now();
+  const end = flags.from + flags.seeds;
+  const started = new Map<number, Promise<SeedOutcome>>();
+  let next = flags.from;
+  let failed = 0;
+  let events = 0;
+  let virtualMs = 0;
+  let removed = 0;
+  let ran = 0;
+  for (let seed = flags.from; seed < end && !stopping; seed += 1) {
+    for (; next < end && next < seed + ahead; next += 1) {
+      const outcome = runSeed(next);
+      // Read in order below; one that is never read (the run stopped first) is not an error.
+      outcome.catch(() => {});
+      started.set(next, outcome);
+    }
+    const result = await started.get(seed)!;
+    started.delete(seed);
+    ran += 1;
+    events += result.events;
+    virtualMs += result.virtualMs;
+    removed += result.tombstonesRemoved;
+    if (flags.traceDigests) process.stdout.write(`seed ${seed} trace ${result.traceSha256}\n`);
+    if (result.violations.length > 0) {
+      failed += 1;
+      process.stdout.write(report(result, true, flags));
+      if (!flags.keepGoing) break;
+    }
+    if (ran % 100 === 0) {
+      const seconds = (performance.now() - startedMs) / 1000;
+      process.stderr.write(
+        `sim: ${ran} seeds in ${seconds.toFixed(1)} s (${(ran / seconds).toFixed(1)}/s), ${failed} failed\n`,
+      );
+    }
+  }
+  const seconds = (performance.now() - startedMs) / 1000;
+  const perJob =
+    flags.jobs === 1
+      ? ''
+      : ` (${flags.jobs} jobs, ${(ran / seconds / flags.jobs).toFixed(1)}/s per job)`;
+  process.stdout.write(
+    `sim: ${ran} schedules (seeds ${flags.from}..${flags.from + ran - 1}, ${flags.nodes} nodes, ${flags.durationMs / 1000} s each) in ${seconds.toFixed(1)} s: ` +
+      `${(ran / seconds).toFixed(1)} schedules/s${perJob}, ${(virtualMs / 1000 / seconds).toFixed(0)} virtual s per real s, ` +
+      `${Math.round(events / ran)} events per schedule, ${(removed / Math.max(1, ran)).toFixed(1)} tombstones removed per schedule; ${failed} failed\n`,
+  );
+  return failed === 0 ? 0 : 1;
 }
 
 process.exitCode = await main();

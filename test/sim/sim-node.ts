@@ -6,6 +6,7 @@
 // next start reopens it. Each node also keeps its peers in line with the cluster's membership
 // (src/membership/cluster-members.ts) over the same network, so members can be removed and added.
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { HybridClock } from '../../src/clock.ts';
@@ -26,7 +27,7 @@ import type { Runtime } from '../../src/runtime.ts';
 import { ExpirySweeper } from '../../src/store/expiry-sweeper.ts';
 import { KvStore } from '../../src/store/kv-store.ts';
 import { databasePath, openDatabase } from '../../src/store/open-database.ts';
-import type { MemberRow, Mutation, MutationResult } from '../../src/store/types.ts';
+import type { Change, MemberRow, Mutation, MutationResult } from '../../src/store/types.ts';
 import { WriteQueue } from '../../src/store/write-queue.ts';
 import { newPeer, type Peer, Supervisor } from '../../src/supervisor.ts';
 import { Resync } from '../../src/sync/resync.ts';
@@ -110,6 +111,8 @@ export class SimNode {
   runs = 0;
   /** Rows removed past the horizon, over every start. */
   tombstonesRemoved = 0;
+  /** This incarnation's rows as last read for the invariants, and a connection that sees changes. */
+  #rows: StoreRows | null = null;
 
   constructor(ctx: SimContext, index: number, dataDir: string) {
     this.#ctx = ctx;
@@ -156,20 +159,14 @@ export class SimNode {
   }
 
   /**
-   * A fresh file with this node's fixed id (a real node draws a random one), copied from an
-   * empty one made once per process: creating the schema and 4,096 buckets costs more than a
-   * whole schedule's writes.
+   * A fresh file with this node's fixed id (a real node draws a random one), copied from one
+   * made once per process for each node index: creating the schema and 4,096 buckets costs more
+   * than a whole schedule's writes.
    */
   #createDatabase(): void {
-    const template = emptyDatabase(this.#ctx.templateDir);
+    const template = nodeDatabase(this.#ctx.templateDir, this.index, this.nodeId);
     mkdirSync(this.dataDir, { recursive: true });
     copyFileSync(template, databasePath(this.dataDir));
-    const db = new Database(databasePath(this.dataDir));
-    try {
-      db.prepare("UPDATE meta SET value = ? WHERE name = 'node_id'").run(this.nodeId);
-    } finally {
-      db.close();
-    }
   }
 
   /** Kill -9: nothing more runs; only what SQLite committed survives. */
@@ -179,7 +176,42 @@ export class SimNode {
     run.owner.alive = false;
     this.#run = null;
     this.#ctx.network.attach(this.index, null);
+    // Closed first, so the store's connection is the last to close, as it was before it existed.
+    this.#rows?.watcher.close();
+    this.#rows = null;
     run.store.close();
+  }
+
+  /**
+   * Every row the running store holds (`changesSince(0)`, each with its seq), and the same rows
+   * by key, for the step invariants (undefined while down). They are read again only when the
+   * file changed since the last read: `PRAGMA data_version` on a read-only connection of this
+   * incarnation's own moves whenever another connection (the store's) commits anything, and
+   * nothing is left uncommitted between two events (every store transaction is synchronous).
+   */
+  storeRows(
+    readMax: number,
+  ): { changes: readonly Change[]; byKey: ReadonlyMap<string, Change> } | undefined {
+    const run = this.#run;
+    if (!run) return undefined;
+    if (this.#rows === null) {
+      const watcher = new Database(run.store.dbPath, { readonly: true, fileMustExist: true });
+      this.#rows = {
+        watcher,
+        version: watcher.prepare('PRAGMA data_version').pluck(),
+        seen: -1,
+        changes: [],
+        byKey: new Map(),
+      };
+    }
+    const rows = this.#rows;
+    const version = rows.version.get() as number;
+    if (version !== rows.seen) {
+      rows.changes = run.store.changesSince(0, readMax);
+      rows.byKey = new Map(rows.changes.map((change) => [change.key, change]));
+      rows.seen = version;
+    }
+    return rows;
   }
 
   /** A client write, as the HTTP routes make it (a delete leaves a tombstone: the node has peers). */
@@ -433,6 +465,14 @@ export class SimNode {
   }
 }
 
+interface StoreRows {
+  readonly watcher: Database.Database;
+  readonly version: Database.Statement;
+  seen: number;
+  changes: readonly Change[];
+  byKey: ReadonlyMap<string, Change>;
+}
+
 interface Parts {
   readonly owner: Owner;
   readonly runtime: Runtime;
@@ -448,6 +488,22 @@ interface Parts {
 function emptyDatabase(templateDir: string): string {
   const path = databasePath(templateDir);
   if (!existsSync(path)) openDatabase(templateDir, 'normal').close();
+  return path;
+}
+
+/** The empty database with node `index`'s id in it (closed: no WAL beside it). */
+function nodeDatabase(templateDir: string, index: number, nodeId: string): string {
+  const dir = join(templateDir, `n${index}`);
+  const path = databasePath(dir);
+  if (existsSync(path)) return path;
+  mkdirSync(dir, { recursive: true });
+  copyFileSync(emptyDatabase(templateDir), path);
+  const db = new Database(path);
+  try {
+    db.prepare("UPDATE meta SET value = ? WHERE name = 'node_id'").run(nodeId);
+  } finally {
+    db.close();
+  }
   return path;
 }
 

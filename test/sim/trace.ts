@@ -1,5 +1,6 @@
 // The simulator's trace: one line per client op (with its outcome), fault and node log line,
 // each stamped with virtual time only, so a seed's trace is the same byte for byte every run.
+import { createHash } from 'node:crypto';
 import pino, { type Logger } from 'pino';
 import type { VirtualTime } from './virtual-time.ts';
 
@@ -37,4 +38,9 @@ function formatLog(line: string): string {
     .join(' ')
     .slice(0, 300);
   return `${LEVELS[level as number] ?? level} ${component ?? '-'}: ${msg}${fields ? ` ${fields}` : ''}`;
+}
+
+/** SHA-256 of a whole trace, lines joined by newlines (`--trace-digests` prints one per seed). */
+export function traceDigest(lines: readonly string[]): string {
+  return createHash('sha256').update(lines.join('\n')).digest('hex');
 }

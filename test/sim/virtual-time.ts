@@ -21,6 +21,8 @@ interface Event {
 }
 
 const EVENTS_MAX = 50_000_000;
+/** Real turns queued at once by runUntil (see there). */
+const TURNS_QUEUED = 64;
 
 export class VirtualTime {
   #nowMs = 0;
@@ -55,8 +57,57 @@ export class VirtualTime {
     return event;
   }
 
-  /** Runs events until none is due at or before `untilMs`, or `stop()` says so. */
-  async runUntil(untilMs: number, stop: () => boolean = () => false): Promise<void> {
+  /**
+   * Runs events until none is due at or before `untilMs`, or `stop()` says so. The first due
+   * event runs at once; each later one in a real turn of its own (a setImmediate callback,
+   * before which Node runs every microtask queued so far, and those they queue), so every
+   * promise chain an event started settles before the next event runs. The turns are queued
+   * TURNS_QUEUED at a time: Node runs the immediates queued before a check phase one after
+   * another, with the microtasks drained between any two, without polling for I/O in between
+   * (nothing in a simulation waits on real I/O or real timers); a turn left over once the run
+   * ended does nothing.
+   */
+  runUntil(untilMs: number, stop: () => boolean = () => false): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      let finished = false;
+      const finish = (error?: unknown) => {
+        finished = true;
+        if (error === undefined) resolve();
+        else reject(error);
+      };
+      const turn = (last: boolean) => {
+        if (finished) return;
+        try {
+          if (stop() || !this.#runNext(untilMs)) {
+            finish();
+            return;
+          }
+        } catch (error) {
+          finish(error);
+          return;
+        }
+        if (last) queueTurns();
+      };
+      const queueTurns = () => {
+        for (let index = 1; index <= TURNS_QUEUED; index += 1) {
+          setImmediate(turn, index === TURNS_QUEUED);
+        }
+      };
+      try {
+        if (!this.#runNext(untilMs)) {
+          finish();
+          return;
+        }
+      } catch (error) {
+        finish(error);
+        return;
+      }
+      queueTurns();
+    });
+  }
+
+  /** Runs the next live event due by `untilMs`; false (time moved to `untilMs`) when none is. */
+  #runNext(untilMs: number): boolean {
     while (this.#heap.length > 0 && this.#heap[0]!.atMs <= untilMs) {
       const event = this.#pop()!;
       if (event.cancelled || (event.owner !== null && !event.owner.alive)) continue;
@@ -64,10 +115,10 @@ export class VirtualTime {
       this.#ran += 1;
       assert.ok(this.#ran < EVENTS_MAX, 'the simulation ran away');
       event.run();
-      await settle();
-      if (stop()) return;
+      return true;
     }
     this.#nowMs = Math.max(this.#nowMs, untilMs);
+    return false;
   }
 
   /** A Runtime whose timers belong to `owner`. */
@@ -132,9 +183,4 @@ export class VirtualTime {
 
 function before(a: Event, b: Event): boolean {
   return a.atMs < b.atMs || (a.atMs === b.atMs && a.order < b.order);
-}
-
-/** One real turn of the event loop: every microtask queued so far (and those they queue) runs. */
-function settle(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
 }
