@@ -76,6 +76,8 @@ export class KvStore {
   #horizon: number;
   /** Rows without a value (tombstones and swept expired entries). */
   #deadRows: number;
+  /** The last clock floor persisted (see clockFloor()). */
+  #floor = 0;
   #storageError: { code: string; sinceWallMs: number } | null = null;
   readonly #log: Logger | undefined;
 
@@ -100,7 +102,8 @@ export class KvStore {
     clock.restoreIssued(this.#issuedBeforeOpen());
     clock.restoreBorrowed(this.#statements.metaGet.get('clock_borrowed') as string | undefined);
     // A floor this node announced to its peers: no version of ours goes below it.
-    clock.restoreIssued(Number(this.#statements.metaGet.get('clock_floor') ?? 0));
+    this.#floor = Number(this.#statements.metaGet.get('clock_floor') ?? 0);
+    clock.restoreIssued(this.#floor);
     this.#horizon = Number(this.#statements.metaGet.get('tombstone_horizon') ?? 0);
     this.#deadRows = this.#statements.deadCount.get() as number;
     if (clock.aheadOfWallMs() > 1_000) {
@@ -153,7 +156,13 @@ export class KvStore {
   /** Raises the horizon (never lowers it); persisted before it takes effect. */
   raiseHorizon(horizon: number): boolean {
     if (horizon <= this.#horizon) return false;
-    this.#statements.metaSet.run('tombstone_horizon', String(horizon));
+    try {
+      this.#statements.metaSet.run('tombstone_horizon', String(horizon));
+    } catch (error) {
+      if (!isStorageFull(error)) throw error;
+      this.#noteStorageError(error);
+      return false;
+    }
     this.#horizon = horizon;
     return true;
   }
@@ -223,7 +232,15 @@ export class KvStore {
    */
   clockFloor(): number {
     const floor = this.#clock.now();
-    this.#statements.metaSet.run('clock_floor', String(floor));
+    try {
+      this.#statements.metaSet.run('clock_floor', String(floor));
+    } catch (error) {
+      if (!isStorageFull(error)) throw error;
+      // Not persisted: announce the last floor that was (a full disk holds the horizon back).
+      this.#noteStorageError(error);
+      return this.#floor;
+    }
+    this.#floor = floor;
     return floor;
   }
 

@@ -80,7 +80,18 @@ export class TombstoneCollector {
   }
 
   start(): void {
-    this.#timer = this.#runtime.setInterval(() => this.tick(), this.#deps.intervalMs, true);
+    this.#timer = this.#runtime.setInterval(
+      () => {
+        try {
+          this.tick();
+        } catch (error) {
+          // The store failed (it logs a full disk itself): the next round tries again.
+          this.#deps.log.warn({ err: error }, 'tombstone round failed; will retry');
+        }
+      },
+      this.#deps.intervalMs,
+      true,
+    );
   }
 
   stop(): void {

@@ -143,7 +143,7 @@ test('a full disk: reads go on, writes get 507, nothing partial is stored, recov
     const entries = Array.from({ length: 5_000 }, (_, index) => ({
       key: `batch/${index}`,
       value: VALUE.slice(0, 200),
-      version: `${(0x19b0000000 + index).toString(16).padStart(14, '0')}-0000000000000f0f`,
+      version: `${(Date.now() * 1024 + index).toString(16).padStart(14, '0')}-0000000000000f0f`,
     }));
     const batch = await postJson(`${a.url}/replicate`, { from: '0000000000000f0f', entries });
     assertError(batch, 507, 'STORAGE_FULL', 'a batch on a full disk');
