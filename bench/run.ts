@@ -6,7 +6,7 @@
  *   npm run bench -- [--quick] [--case <name> ...]
  *
  * --quick: 3 s measurements, whole run under 60 s. Otherwise 30 s measurements.
- * Exits 1 if a case threw (or quick mode overran), 2 on bad arguments, 130 on Ctrl-C.
+ * Exits 1 if a case threw (or quick mode took over twice its budget), 2 on bad arguments, 130 on Ctrl-C.
  */
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -164,10 +164,13 @@ async function main(argv: string[]): Promise<number> {
     loadAverageStart,
     loadAverageEnd: loadAverage1m(),
   });
+  // Past the budget is reported; only twice the budget fails the smoke test (CI runs it on a
+  // machine whose speed it does not choose: 56 s of 60 was seen on a busy one).
   const overran = budgetMs !== undefined && elapsedMs > budgetMs;
+  const failedBudget = budgetMs !== undefined && elapsedMs > 2 * budgetMs;
   process.stderr.write(`[bench] ${(elapsedMs / 1000).toFixed(1)} s; report: ${reportFile}\n`);
   if (overran) console.error(`[bench] quick mode took over ${budgetMs / 1000} s`);
-  return report.failureCount() > 0 || overran ? 1 : 0;
+  return report.failureCount() > 0 || failedBudget ? 1 : 0;
 }
 
 // The one place that ends the process: autocannon and undici may keep idle handles open.
