@@ -25,6 +25,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     nodes: options.nodes,
     opsPerSecond: options.opsPerSecond,
     faultGapMs: options.faultGapMs,
+    memberFaults: options.memberFaults,
   });
   const faultSteps = schedule.steps.filter((step) => step.kind === 'fault').length;
   options.log(

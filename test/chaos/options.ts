@@ -27,6 +27,8 @@ export interface ChaosOptions {
   readonly jsonPath: string | undefined;
   /** Where to write every recorded operation and fault as JSON lines, if anywhere. */
   readonly historyPath: string | undefined;
+  /** Draw membership changes (on by default; `--no-members` leaves them out). */
+  readonly memberFaults: boolean;
   /** Keep the temp dir (data and node logs) instead of removing it. */
   readonly keepDirs: boolean;
   /** Progress lines (stderr in the CLI; a test may collect or drop them). */
@@ -54,6 +56,7 @@ export const DEFAULT_OPTIONS: Omit<ChaosOptions, 'seed' | 'log' | 'signal'> = {
   clientTimeoutMs: 5_000,
   jsonPath: undefined,
   historyPath: undefined,
+  memberFaults: true,
   keepDirs: false,
 };
 
@@ -69,6 +72,8 @@ export const USAGE = `Usage: npm run chaos -- --seed <n> [options]
   --grace <s>            every node's --tombstone-grace in seconds (default 10)
   --json <file>          write the summary as JSON
   --history <file>       write every operation and fault as JSON lines
+  --no-members           draw no membership changes (tombstone removal pauses while a
+                         member is removed; without them it runs all along)
   --keep                 keep the temp dir (node data and logs)
 `;
 
@@ -94,10 +99,19 @@ export function parseChaosArgs(
   argv: readonly string[],
   log: (line: string) => void,
 ): ChaosOptions | undefined {
-  const args = minimist([...argv], { string: FLAGS, boolean: ['keep', 'help'] });
+  const args = minimist([...argv], {
+    string: FLAGS,
+    boolean: ['keep', 'help', 'members'],
+    default: { members: true },
+  });
   if (args.help) return undefined;
   const unknown = Object.keys(args).filter(
-    (name) => name !== '_' && name !== 'keep' && name !== 'help' && !FLAGS.includes(name),
+    (name) =>
+      name !== '_' &&
+      name !== 'keep' &&
+      name !== 'help' &&
+      name !== 'members' &&
+      !FLAGS.includes(name),
   );
   if (unknown.length > 0 || args._.length > 0) {
     throw new UsageError(`unknown argument ${unknown[0] ? `--${unknown[0]}` : String(args._[0])}`);
@@ -128,6 +142,7 @@ export function parseChaosArgs(
     jsonPath: optionalString(args.json, 'json'),
     historyPath: optionalString(args.history, 'history'),
     keepDirs: args.keep === true,
+    memberFaults: args.members !== false,
     log,
   };
 }

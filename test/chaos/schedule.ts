@@ -71,6 +71,8 @@ export interface ScheduleSettings {
   readonly nodes: number;
   readonly opsPerSecond: number;
   readonly faultGapMs: number;
+  /** Membership changes drawn (default true); off, tombstone removal never pauses for one. */
+  readonly memberFaults?: boolean;
 }
 
 export interface Schedule {
@@ -248,6 +250,7 @@ const MEMBER_CYCLE_GAP_MS = 25_000;
  */
 function generateMemberFaults(rng: Rng, s: ScheduleSettings): Draft<FaultStep>[] {
   const steps: Draft<FaultStep>[] = [];
+  if (s.memberFaults === false) return steps;
   const all = Array.from({ length: s.nodes }, (_, i) => i);
   let atMs = MEMBER_CYCLE_GAP_MS * (0.3 + rng());
   while (atMs < s.durationMs - FAULT_TAIL_MS) {
