@@ -14,12 +14,12 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import minimist from 'minimist';
 import { request } from 'undici';
+import { freePort } from './probe-support.ts';
 
 const args = minimist(process.argv.slice(2), { string: ['keys', 'value-bytes', 'batch'] });
 const root = resolve('.');
@@ -28,14 +28,6 @@ const valueBytes = Number(args['value-bytes'] ?? 100);
 const batchOps = Number(args.batch ?? 1_000);
 const MAIN = join(root, 'src/main.ts');
 const MiB = 1024 * 1024;
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((done) => server.close(() => done()));
-  return port;
-}
 
 async function call(url: string, method: 'GET' | 'POST' | 'PUT' = 'GET', body?: string) {
   const started = performance.now();

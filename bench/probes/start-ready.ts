@@ -16,13 +16,13 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import minimist from 'minimist';
 import { request } from 'undici';
 import { distState } from '../../bin/dist.js';
+import { freePort } from './probe-support.ts';
 
 const args = minimist(process.argv.slice(2), {
   string: ['modes', 'runs', 'keys', 'idle-sec', 'data-dir'],
@@ -42,14 +42,6 @@ const CALL_TIMEOUT_MS = 120_000;
 const MiB = 1024 * 1024;
 
 type Mode = 'sources' | 'compiled';
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((done) => server.close(() => done()));
-  return port;
-}
 
 function nodeCommand(mode: Mode): string[] {
   if (mode === 'sources') return ['--import', 'tsx', join(root, 'src', 'main.ts')];

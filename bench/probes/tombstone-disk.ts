@@ -13,12 +13,12 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import minimist from 'minimist';
 import { request } from 'undici';
+import { freePort } from './probe-support.ts';
 
 const args = minimist(process.argv.slice(2), { string: ['cycles', 'keys', 'value-bytes'] });
 const root = resolve('.');
@@ -28,14 +28,6 @@ const valueBytes = Number(args['value-bytes'] ?? 100);
 const BATCH_OPS = 1_000;
 const MAIN = join(root, 'src/main.ts');
 const MiB = 1024 * 1024;
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((done) => server.close(() => done()));
-  return port;
-}
 
 async function call(url: string, method: 'GET' | 'POST' = 'GET', body?: string) {
   const response = await request(url, {

@@ -11,12 +11,12 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import minimist from 'minimist';
 import { request } from 'undici';
+import { freePort } from './probe-support.ts';
 
 const args = minimist(process.argv.slice(2), { string: ['root', 'tombstones', 'samples'] });
 const root = resolve(args.root ?? '.');
@@ -24,14 +24,6 @@ const tombstones = Number(args.tombstones ?? 300_000);
 const samples = Number(args.samples ?? 200);
 const NODE = '00000000000000b0';
 const BATCH = 5_000;
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((done) => server.close(() => done()));
-  return port;
-}
 
 async function call(url: string, method: 'GET' | 'POST' = 'GET', body?: string) {
   const started = performance.now();
