@@ -13,6 +13,8 @@ import { type AckReport, completeBelow, nextHorizon, stableBelow } from './stabi
 export interface CollectorStore {
   readonly nodeId: string;
   readonly horizon: number;
+  /** The last change sequence issued (a pending scan is redone only when it or the cursor moved). */
+  readonly seq: number;
   raiseHorizon(horizon: number): boolean;
   removeBelowHorizon(limit: number): number;
   ownPendingLowest(cursor: number, limit: number): number | null | undefined;
@@ -72,6 +74,11 @@ export class TombstoneCollector {
   #stopped = false;
   #stable = 0;
   #pausedReason: string | null = null;
+  /** Per peer id, the last scan of our pending changes: the cursor and sequence it saw, and what it found. */
+  readonly #scans = new Map<
+    string,
+    { cursor: number; seq: number; lowest: number | null | undefined }
+  >();
 
   constructor(deps: CollectorDeps) {
     this.#deps = deps;
@@ -169,13 +176,27 @@ export class TombstoneCollector {
       if (peer.nodeId === null) continue;
       let below = 0;
       if (peer.sender.level) {
-        const lowest = store.ownPendingLowest(peer.sender.cursor, PENDING_SCAN_ROWS);
+        const lowest = this.#pendingLowest(peer.nodeId, peer.sender.cursor);
         below = lowest === undefined ? 0 : lowest === null ? floor : Math.min(lowest, floor);
         below = Math.min(below, peer.sender.refusedLowest);
       }
       acked.set(peer.nodeId, below);
     }
     return acked;
+  }
+
+  /**
+   * The lowest of our changes after `cursor`, scanned again only when the cursor or the
+   * sequence moved: a peer that is down keeps its cursor, and its backlog is not re-read
+   * every round.
+   */
+  #pendingLowest(peerId: string, cursor: number): number | null | undefined {
+    const seq = this.#deps.store.seq;
+    const last = this.#scans.get(peerId);
+    if (last && last.cursor === cursor && last.seq === seq) return last.lowest;
+    const lowest = this.#deps.store.ownPendingLowest(cursor, PENDING_SCAN_ROWS);
+    this.#scans.set(peerId, { cursor, seq, lowest });
+    return lowest;
   }
 
   /** Removes what lies below the horizon, a batch per turn. */

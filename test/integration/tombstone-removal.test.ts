@@ -80,15 +80,22 @@ describe('tombstone removal', () => {
     await cluster?.cleanup();
   });
 
-  test('deletes under load: tombstones fall to 0 on every node, deleted keys stay deleted', async (t) => {
-    cluster = await startCluster({
+  /** A fresh 3-node cluster with a short grace for `body`, its logs shown if it fails, then removed. */
+  async function withGcCluster(body: (started: Cluster) => Promise<void>): Promise<void> {
+    const started = await startCluster({
       nodes: 3,
       pingfreq: PINGFREQ_SECONDS,
       timeout: TIMEOUT_SECONDS,
       extraArgs: FLAGS,
     });
-    const started = cluster;
-    await withLogsOnFailure(started, async () => {
+    cluster = started;
+    await withLogsOnFailure(started, () => body(started));
+    await started.cleanup();
+    cluster = undefined;
+  }
+
+  test('deletes under load: tombstones fall to 0 on every node, deleted keys stay deleted', async (t) => {
+    await withGcCluster(async (started) => {
       const [a, b, c] = started.nodes;
       const ledger = new Ledger();
       const keys = Array.from({ length: 400 }, (_, i) => `doomed-${i}`);
@@ -119,19 +126,10 @@ describe('tombstone removal', () => {
       }
       t.diagnostic(`tombstones held at most ${heldMax} on one node before removal`);
     });
-    await started.cleanup();
-    cluster = undefined;
   });
 
   test('a member away for three graces: its peers keep the tombstones, then remove them; nothing comes back', async () => {
-    cluster = await startCluster({
-      nodes: 3,
-      pingfreq: PINGFREQ_SECONDS,
-      timeout: TIMEOUT_SECONDS,
-      extraArgs: FLAGS,
-    });
-    const started = cluster;
-    await withLogsOnFailure(started, async () => {
+    await withGcCluster(async (started) => {
       const [a, b, c] = started.nodes as [NodeProcess, NodeProcess, NodeProcess];
       const ledger = new Ledger();
       const keys = Array.from({ length: 100 }, (_, i) => `k${i}`);
@@ -155,19 +153,10 @@ describe('tombstone removal', () => {
       await assertContent(started.nodes, ledger.expected());
       await assertDeletedEverywhere(started.nodes, deleted);
     });
-    await started.cleanup();
-    cluster = undefined;
   });
 
   test('a backup older than what was removed: its stale values are refused, deleted keys stay deleted', async () => {
-    cluster = await startCluster({
-      nodes: 3,
-      pingfreq: PINGFREQ_SECONDS,
-      timeout: TIMEOUT_SECONDS,
-      extraArgs: FLAGS,
-    });
-    const started = cluster;
-    await withLogsOnFailure(started, async () => {
+    await withGcCluster(async (started) => {
       const [a, b, c] = started.nodes as [NodeProcess, NodeProcess, NodeProcess];
       const ledger = new Ledger();
       const keys = Array.from({ length: 60 }, (_, i) => `old-${i}`);
@@ -218,7 +207,5 @@ describe('tombstone removal', () => {
       restored.kill('SIGKILL');
       await restored.waitExit();
     });
-    await started.cleanup();
-    cluster = undefined;
   });
 });
