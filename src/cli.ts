@@ -40,6 +40,7 @@ const NODE_FLAGS = [
   'join',
   'advertise-url',
   'tombstone-grace',
+  'removed-member-hold',
 ] as const;
 
 export const NODE_USAGE = `Usage: peerkv node --port <port> [options]
@@ -60,6 +61,10 @@ export const NODE_USAGE = `Usage: peerkv node --port <port> [options]
   --tombstone-grace <time> keep tombstones and expired entries at least this long,
                            and until every member holds them (default 3d; a number
                            of seconds, or with s, m, h or d: 90s, 30m, 12h, 7d)
+  --removed-member-hold <time>
+                           a removed member can be added back with all it holds
+                           for this long; after it, tombstone removal goes on
+                           without it (default: the --tombstone-grace)
   --max-watchers <n>       concurrent GET /watch streams (default 256)
   --watch-heartbeat <s>    seconds between heartbeats on idle watch streams (default 15)
   --host <address>         address to bind (default 127.0.0.1)
@@ -126,6 +131,10 @@ export function parseNodeArgs(
       limits.watchHeartbeatMsDefault / 1000,
     ),
     tombstoneGraceMs: parseDuration(args['tombstone-grace'], 'tombstone-grace', '3d'),
+    removedMemberHoldMs:
+      args['removed-member-hold'] === undefined
+        ? parseDuration(args['tombstone-grace'], 'tombstone-grace', '3d')
+        : parseDuration(args['removed-member-hold'], 'removed-member-hold', '3d'),
     sweepIntervalMs: parseSeconds(
       args['expiry-sweep'],
       'expiry-sweep',

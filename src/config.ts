@@ -23,6 +23,8 @@ export interface NodeConfig {
   readonly sweepIntervalMs: number;
   /** Tombstones and expired entries are kept at least this long (src/tombstones/). */
   readonly tombstoneGraceMs: number;
+  /** A removed member stays re-addable with all it holds this long (src/tombstones/removed-members.ts). */
+  readonly removedMemberHoldMs: number;
   readonly logLevel: LogLevel;
   /** `pretty` on a terminal, `json` otherwise, unless --log-format says. */
   readonly logFormat: LogFormat;

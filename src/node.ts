@@ -45,7 +45,8 @@ import { WriteQueue } from './store/write-queue.ts';
 import { newPeer, type Peer, peerStatus, Supervisor } from './supervisor.ts';
 import { Resync } from './sync/resync.ts';
 import { TombstoneCollector } from './tombstones/collector.ts';
-import { formatAcked, removalPause } from './tombstones/stability.ts';
+import { RemovedMembers } from './tombstones/removed-members.ts';
+import { formatAcked, formatCovered } from './tombstones/stability.ts';
 import { WatchHub } from './watch/watch-hub.ts';
 
 export class PeerkvNode {
@@ -60,7 +61,7 @@ export class PeerkvNode {
   readonly members: ClusterMembers;
   readonly supervisor: Supervisor;
   readonly sweeper: ExpirySweeper;
-  readonly tombstones: TombstoneCollector;
+  readonly tombstones: TombstoneCollector<Peer>;
   readonly watchers: WatchHub;
   readonly snapshots: Snapshotter;
   readonly #http: HttpServer;
@@ -171,6 +172,15 @@ export class PeerkvNode {
       runtime: nodeRuntime,
     });
     this.peers.push(...this.members.initialPeerUrls().map((url) => this.#createPeer(url)));
+    const membership = this.members.membership;
+    const removed = new RemovedMembers({
+      rows: () => membership.rows(),
+      revision: () => membership.revision,
+      selfNodeId: this.store.nodeId,
+      store: this.store,
+    });
+    this.store.admits = (origin, source) => removed.admits(origin, source);
+    this.members.isClosed = (nodeId) => removed.isClosed(nodeId);
     this.#peerAddresses = peerAddresses([
       ...this.peers.map((peer) => peer.url),
       ...(config.join === null ? [] : [config.join]),
@@ -211,7 +221,9 @@ export class PeerkvNode {
       log: log.child({ component: 'tombstones' }),
       runtime: nodeRuntime,
       onRemoved: (count) => metrics.observeTombstonesRemoved(count),
-      paused: () => removalPause(this.members.membership.rows()),
+      removed,
+      removedMemberHoldMs: config.removedMemberHoldMs,
+      wantResync: (peer) => this.supervisor.wantResync(peer, 'removed-member'),
     });
     metrics.sample(this.#probe());
     assertLimitRelations(config.valueBytesMax);
@@ -223,7 +235,11 @@ export class PeerkvNode {
       clockHigh: () => this.clock.last,
       ackHeaders: () => {
         const report = this.tombstones.report();
-        return { horizon: String(report.horizon), acked: formatAcked(report.acked) };
+        return {
+          horizon: String(report.horizon),
+          acked: formatAcked(report.acked),
+          covered: report.covered ? formatCovered(report.covered) : '',
+        };
       },
       bodyBudget,
     };
@@ -567,6 +583,7 @@ export class PeerkvNode {
       resyncing: () => this.supervisor.resyncing,
       clusterStatus: () => this.#clusterStatus(),
       behindHorizon: (from, count) => this.#behindHorizon(from, count),
+      refusesSender: (from) => this.members.membership.isRemoved(from),
     };
   }
 

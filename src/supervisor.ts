@@ -52,6 +52,12 @@ export interface Peer {
   /** Resyncs in a row that yielded to the peer being busy (bounded). */
   resyncDeferrals: number;
   lastResync: ResyncRecord | null;
+  /**
+   * The last resync of ours with the peer that ran whole with nothing refused
+   * (the peer then held every entry we held, or a newer one): when it started
+   * (monotonic clock) and the peer's node id.
+   */
+  wholeResync: { readonly startedMonoMs: number; readonly nodeId: string } | null;
   /** The peer's last tombstone horizon and acknowledgements (src/tombstones/). */
   ackReport: AckReport | null;
   resyncTotals: {
@@ -84,6 +90,7 @@ export function newPeer(url: string, client: PeerTransport, sender: PeerSender):
     resyncNotBeforeMonoMs: 0,
     resyncDeferrals: 0,
     lastResync: null,
+    wholeResync: null,
     ackReport: null,
     resyncTotals: { runs: 0, entriesSent: 0, entriesReceived: 0, bytesSent: 0, bytesReceived: 0 },
   };
@@ -184,6 +191,13 @@ export class Supervisor {
       peer.resyncNotBeforeMonoMs,
       this.#runtime.monoMs() + 2 * this.#deps.pingIntervalMs,
     );
+  }
+
+  /** Asks for a resync with the peer (it starts as `#want` allows; nothing if one is wanted already). */
+  wantResync(peer: Peer, trigger: string): void {
+    if (peer.state !== 'up' || this.#stopped) return;
+    this.#want(peer, trigger);
+    this.#maybeResync(peer);
   }
 
   /** Whether a resync of ours is running. */
@@ -383,6 +397,7 @@ export class Supervisor {
     const mayYield = !recovering && peer.resyncDeferrals < bounds.resyncYieldsMax;
     const jumps = peer.sender.jumps;
     const refusals = peer.sender.refusals;
+    const nodeId = peer.nodeId;
     this.#deps
       .runResync(peer, mayYield)
       .then(
@@ -392,6 +407,9 @@ export class Supervisor {
           if (report.result !== 'deferred' && report.entriesRefused === 0) {
             peer.sender.markLevel(jumps);
             peer.sender.settleRefusals(refusals);
+            if (report.entriesBehindHorizon === 0 && report.entriesOfRemoved === 0 && nodeId) {
+              peer.wholeResync = { startedMonoMs: started, nodeId };
+            }
           }
           peer.resyncDeferrals = report.result === 'deferred' ? peer.resyncDeferrals + 1 : 0;
           if (report.result === 'deferred') {

@@ -47,7 +47,12 @@ export interface KvRouteOptions {
   /** The highest version timestamp this node's clock has issued or observed. */
   readonly clockHigh: () => number;
   /** The tombstone horizon and acknowledgements this node announces (src/tombstones/). */
-  readonly ackHeaders?: () => { readonly horizon: string; readonly acked: string };
+  readonly ackHeaders?: () => {
+    readonly horizon: string;
+    readonly acked: string;
+    /** X-Peerkv-Covered, sent when not empty (src/tombstones/removed-members.ts). */
+    readonly covered?: string;
+  };
   /** The node-wide budget of request-body bytes in flight. */
   readonly bodyBudget: BodyBudget;
 }
@@ -66,7 +71,12 @@ export function expiryOf(
 
 function ackHeaders(options: KvRouteOptions): Record<string, string> {
   const report = options.ackHeaders?.();
-  return report ? { 'X-Peerkv-Horizon': report.horizon, 'X-Peerkv-Acked': report.acked } : {};
+  if (!report) return {};
+  return {
+    'X-Peerkv-Horizon': report.horizon,
+    'X-Peerkv-Acked': report.acked,
+    ...(report.covered ? { 'X-Peerkv-Covered': report.covered } : {}),
+  };
 }
 
 export function kvRoutes(service: KvService, options: KvRouteOptions): Route[] {

@@ -34,6 +34,8 @@ export interface SyncService {
   /** Whether this node is running a resync of its own right now. */
   resyncing(): boolean;
   clusterStatus(): unknown;
+  /** Whether batches from this node id are refused: a removed member (src/tombstones/removed-members.ts). */
+  refusesSender?(from: string): boolean;
   /** Live entries from `from` refused as older than the tombstone horizon (for the log and metrics). */
   behindHorizon?(from: string, count: number): void;
 }
@@ -94,6 +96,11 @@ export function peerHandlers(
       return JSON.stringify({ key: payload.key, version: formatVersion(result!.version) });
     }
     const from = payload.from ?? 'unknown';
+    if (service.refusesSender?.(from)) {
+      // The whole batch, before anything is applied: its sender keeps it pending and
+      // offers it again once it is added back (a skipped entry would be lost to it).
+      throw new PeerkvError('REMOVED_MEMBER', `${from} was removed from the cluster`);
+    }
     // One transaction per request: an atomic batch a peer sends in one request
     // commits here all or nothing, and a failure leaves nothing half applied.
     const results = await service.submit(
@@ -102,9 +109,15 @@ export function peerHandlers(
     );
     const applied = results.filter((result) => result.applied).length;
     const behindHorizon = results.filter((result) => result.refused === 'behind-horizon').length;
-    if (behindHorizon === 0) return JSON.stringify({ applied, stale: results.length - applied });
-    service.behindHorizon?.(from, behindHorizon);
-    return JSON.stringify({ applied, stale: results.length - applied, behindHorizon });
+    const removedMember = results.filter((result) => result.refused === 'removed-member').length;
+    const answer: Record<string, number> = { applied, stale: results.length - applied };
+    if (behindHorizon > 0) {
+      service.behindHorizon?.(from, behindHorizon);
+      answer.behindHorizon = behindHorizon;
+    }
+    // Writes of a removed member we no longer take from this sender (src/tombstones/removed-members.ts).
+    if (removedMember > 0) answer.removedMember = removedMember;
+    return JSON.stringify(answer);
   };
   return {
     replicate: async (body) => {

@@ -52,6 +52,8 @@ export interface ClusterMembersDeps {
 
 export class ClusterMembers {
   readonly membership: Membership;
+  /** Whether a removed member's writes were closed (src/tombstones/removed-members.ts): it cannot be added back. */
+  isClosed: (nodeId: string) => boolean = () => false;
   readonly gossip: MembershipGossip;
   readonly #deps: ClusterMembersDeps;
   readonly #runtime: Runtime;
@@ -290,6 +292,12 @@ export class ClusterMembers {
       throw new PeerkvError('MEMBER_UNREACHABLE', `${url} did not answer a ping`, { cause });
     } finally {
       await client.close();
+    }
+    if (this.membership.isRemoved(nodeId) && this.isClosed(nodeId)) {
+      throw new PeerkvError(
+        'MEMBER_CLOSED',
+        `${nodeId} was removed long enough ago that the cluster went on without its data: empty its --data-dir and start it with --join ${this.#deps.selfUrl} (it comes back as a new node)`,
+      );
     }
     // A node this one already replicates with (from --peers, say) is a member already.
     const reached =

@@ -44,6 +44,7 @@ export interface MembershipDeps {
 export class Membership {
   readonly #deps: MembershipDeps;
   readonly #rows = new Map<string, MemberRow>();
+  #revision = 0;
 
   constructor(deps: MembershipDeps) {
     this.#deps = deps;
@@ -57,6 +58,11 @@ export class Membership {
 
   row(nodeId: string): MemberRow | undefined {
     return this.#rows.get(nodeId);
+  }
+
+  /** Changes whenever a row does (for caches of the rows). */
+  get revision(): number {
+    return this.#revision;
   }
 
   /** Rows of members other than this node: peers to reach at the row's URL unless known. */
@@ -127,6 +133,7 @@ export class Membership {
   }
 
   #save(rows: readonly MemberRow[]): void {
+    this.#revision += 1;
     for (const row of rows) this.#rows.set(row.nodeId, row);
     this.#deps.store.saveMembers(rows);
   }

@@ -86,7 +86,11 @@ export class PeerClient implements PeerTransport {
       typeof instance === 'string' && NODE_ID_PATTERN.test(instance) ? instance : null;
     const clock = Number(headers['x-peerkv-clock']);
     const clockHigh = Number.isSafeInteger(clock) && clock > 0 ? clock : null;
-    const ackReport = parseAckReport(headers['x-peerkv-horizon'], headers['x-peerkv-acked']);
+    const ackReport = parseAckReport(
+      headers['x-peerkv-horizon'],
+      headers['x-peerkv-acked'],
+      headers['x-peerkv-covered'],
+    );
     return {
       nodeId,
       timeWallMs,

@@ -79,6 +79,8 @@ export class KvStore {
   /** The last clock floor persisted (see clockFloor()). */
   #floor = 0;
   #storageError: { code: string; sinceWallMs: number } | null = null;
+  /** Whether a remote write by `origin`, delivered by `source`, may win a merge (removed members). */
+  #admits: (origin: string, source: string) => boolean = () => true;
   readonly #log: Logger | undefined;
 
   constructor(dataDir: string, sync: SyncLevel, clock: HybridClock, log?: Logger) {
@@ -340,6 +342,23 @@ export class KvStore {
     this.#statements.metaDrop.run(`unlevelled:${url}`);
   }
 
+  /** Decides which remote writes of removed members are still taken (src/tombstones/removed-members.ts). */
+  set admits(admits: (origin: string, source: string) => boolean) {
+    this.#admits = admits;
+  }
+
+  /** Removed members whose writes were closed, by node id: the version of the removal released. */
+  releasedRemovals(): Map<string, string> {
+    const rows = this.#db
+      .prepare("SELECT name, value FROM meta WHERE name LIKE 'released:%'")
+      .all() as { name: string; value: string }[];
+    return new Map(rows.map((row) => [row.name.slice('released:'.length), row.value]));
+  }
+
+  releaseRemoval(nodeId: string, version: string): void {
+    this.#statements.metaSet.run(`released:${nodeId}`, version);
+  }
+
   /** The member rows this node keeps (see src/membership/membership.ts). */
   members(): MemberRow[] {
     return this.#statements.membersAll.all() as MemberRow[];
@@ -569,6 +588,14 @@ export class KvStore {
           version: kept?.version ?? NO_VERSION,
           existed,
           ...(dead ? {} : { refused: 'behind-horizon' as const }),
+        };
+      }
+      if (version.nodeId !== this.nodeId && !this.#admits(version.nodeId, source)) {
+        return {
+          applied: false,
+          version: kept?.version ?? NO_VERSION,
+          existed,
+          refused: 'removed-member',
         };
       }
     }

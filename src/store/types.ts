@@ -55,9 +55,11 @@ export interface MutationResult {
    * failed) or `aborted` (another op of its atomic batch failed); and when a
    * remote live entry was refused as `behind-horizon`: older than the
    * tombstone horizon and not held here, so it comes from a node or backup
-   * older than what was removed (see src/tombstones/).
+   * older than what was removed (see src/tombstones/); `removed-member`: a
+   * write of a removed member this node no longer takes from that source
+   * (src/tombstones/removed-members.ts).
    */
-  readonly refused?: 'condition' | 'aborted' | 'behind-horizon';
+  readonly refused?: 'condition' | 'aborted' | 'behind-horizon' | 'removed-member';
 }
 
 /** A run of mutations that commit together or not at all (an atomic batch). */

@@ -71,6 +71,8 @@ export interface ResyncReport {
   readonly entriesRefused: number;
   /** Entries of ours the peer refused as older than its tombstone horizon (we must be rebuilt). */
   readonly entriesBehindHorizon: number;
+  /** Writes of a removed member the peer would not take from us (src/tombstones/removed-members.ts). */
+  readonly entriesOfRemoved: number;
   readonly bytesSent: number;
   readonly bytesReceived: number;
 }
@@ -84,6 +86,7 @@ export class Resync {
     entriesReceived: 0,
     entriesRefused: 0,
     entriesBehindHorizon: 0,
+    entriesOfRemoved: 0,
     bytesSent: 0,
     bytesReceived: 0,
   };
@@ -317,8 +320,12 @@ export class Resync {
       const body = replicateBody(this.#deps.store.nodeId, json, true);
       const answer = await this.#client.call('POST', '/replicate', body);
       this.#report.bytesSent += Buffer.byteLength(body);
-      const behind = (answer.json as { behindHorizon?: unknown } | null)?.behindHorizon;
+      const counts = answer.json as { behindHorizon?: unknown; removedMember?: unknown } | null;
+      const behind = counts?.behindHorizon;
       if (typeof behind === 'number' && behind > 0) this.#report.entriesBehindHorizon += behind;
+      const ofRemoved = counts?.removedMember;
+      if (typeof ofRemoved === 'number' && ofRemoved > 0)
+        this.#report.entriesOfRemoved += ofRemoved;
     });
     this.#report.entriesSent += outcome.delivered;
     if (outcome.refused.length === 0) return;

@@ -8,6 +8,7 @@
 import type { Logger } from 'pino';
 import { timestampToMs } from '../clock.ts';
 import { nodeRuntime, type Runtime, type TimerHandle } from '../runtime.ts';
+import type { Removal } from './removed-members.ts';
 import { type AckReport, completeBelow, nextHorizon, stableBelow } from './stability.ts';
 
 export interface CollectorStore {
@@ -35,20 +36,32 @@ export interface CollectorPeer {
   };
   /** The peer's last acknowledgement report (from its ping), if any. */
   readonly ackReport: AckReport | null;
+  /** Our last whole resync with it (src/supervisor.ts): when it started, and the peer's id. */
+  readonly wholeResync: { readonly startedMonoMs: number; readonly nodeId: string } | null;
 }
 
-export interface CollectorDeps {
+/** What the collector needs of the removed members (src/tombstones/removed-members.ts). */
+export interface CollectorRemovals {
+  removals(): readonly Removal[];
+  pauseReason(): string | null;
+  release(removal: Removal): void;
+}
+
+export interface CollectorDeps<P extends CollectorPeer = CollectorPeer> {
   readonly store: CollectorStore;
   /** The current members other than this node: the peers this node replicates to. */
-  readonly peers: () => readonly CollectorPeer[];
+  readonly peers: () => readonly P[];
   readonly graceMs: number;
   readonly intervalMs: number;
   /**
-   * Why the horizon may not move now (null: it may). While a member is removed
-   * its writes may be held by some members and not others, and no report of
-   * its can say which: the horizon waits until it is added back.
+   * Removed members: while one is not released (its writes may be held by some
+   * members and not others) the horizon waits; see removed-members.ts.
    */
-  readonly paused?: () => string | null;
+  readonly removed?: CollectorRemovals;
+  /** How long after its removal a removed member may still come back with all it holds (not released before). */
+  readonly removedMemberHoldMs?: number;
+  /** Asks for a resync with a peer not yet covered for a removal (src/supervisor.ts). */
+  readonly wantResync?: (peer: P) => void;
   readonly wallMs: () => number;
   readonly log: Logger;
   readonly runtime?: Runtime;
@@ -63,8 +76,8 @@ const PENDING_SCAN_ROWS = 10_000;
 /** Stands for a member whose node id is not known yet: it has no report, so it counts 0. */
 const UNKNOWN_MEMBER = 'unknown';
 
-export class TombstoneCollector {
-  readonly #deps: CollectorDeps;
+export class TombstoneCollector<P extends CollectorPeer = CollectorPeer> {
+  readonly #deps: CollectorDeps<P>;
   readonly #runtime: Runtime;
   #report: AckReport;
   #timer: TimerHandle | undefined;
@@ -79,8 +92,10 @@ export class TombstoneCollector {
     string,
     { cursor: number; seq: number; lowest: number | null | undefined }
   >();
+  /** Per removal (`id@version`), when this node first knew of it (monotonic clock). */
+  readonly #removalsKnownAt = new Map<string, number>();
 
-  constructor(deps: CollectorDeps) {
+  constructor(deps: CollectorDeps<P>) {
     this.#deps = deps;
     this.#runtime = deps.runtime ?? nodeRuntime;
     this.#report = { horizon: deps.store.horizon, acked: new Map() };
@@ -129,7 +144,8 @@ export class TombstoneCollector {
     }
     reports.set(store.nodeId, { horizon: store.horizon, acked });
     this.#stable = stableBelow(members, reports);
-    const paused = this.#deps.paused?.() ?? null;
+    const covered = this.#closeRemovals(peers);
+    const paused = this.#deps.removed?.pauseReason() ?? null;
     if (paused !== this.#pausedReason) {
       if (paused !== null) this.#deps.log.info({ reason: paused }, 'tombstone removal paused');
       else this.#deps.log.info('tombstone removal resumed');
@@ -157,7 +173,70 @@ export class TombstoneCollector {
       this.#behind = true;
     }
     if (this.#behind) this.#removeSoon();
-    this.#report = { horizon: store.horizon, acked };
+    this.#report = { horizon: store.horizon, acked, covered };
+  }
+
+  /**
+   * Stage 2 and 3 of closing a removed member's writes (removed-members.ts):
+   * which members each removal is covered for here (reported to the others),
+   * a resync asked for with every member not covered yet, and the release of
+   * every removal every member covered toward every other.
+   */
+  #closeRemovals(peers: readonly P[]): Map<string, Set<string>> {
+    const covered = new Map<string, Set<string>>();
+    const removed = this.#deps.removed;
+    if (!removed) return covered;
+    const now = this.#runtime.monoMs();
+    const removals = [...removed.removals()].sort(
+      (a, b) => Number(a.released) - Number(b.released),
+    );
+    const current = new Set(removals.map((removal) => removal.key));
+    for (const key of this.#removalsKnownAt.keys()) {
+      if (!current.has(key)) this.#removalsKnownAt.delete(key);
+    }
+    const self = this.#deps.store.nodeId;
+    const memberIds = peers.map((peer) => peer.nodeId);
+    for (const removal of removals) {
+      let knownAt = this.#removalsKnownAt.get(removal.key);
+      if (knownAt === undefined) {
+        knownAt = now;
+        this.#removalsKnownAt.set(removal.key, now);
+      }
+      const ids = new Set<string>();
+      for (const peer of peers) {
+        const whole = peer.wholeResync;
+        if (
+          peer.nodeId !== null &&
+          whole &&
+          whole.nodeId === peer.nodeId &&
+          whole.startedMonoMs >= knownAt
+        ) {
+          ids.add(peer.nodeId);
+        } else if (!removal.released) {
+          this.#deps.wantResync?.(peer);
+        }
+      }
+      covered.set(removal.key, ids);
+      if (removal.released || removal.nodeId === self || memberIds.some((id) => id === null)) {
+        continue;
+      }
+      if (this.#deps.wallMs() < removal.removedAtMs + (this.#deps.removedMemberHoldMs ?? 0))
+        continue;
+      const coversAll = (reporter: string, list: ReadonlySet<string> | undefined) =>
+        list !== undefined &&
+        [self, ...(memberIds as string[])].every((id) => id === reporter || list.has(id));
+      const closed =
+        coversAll(self, ids) &&
+        peers.every((peer) => coversAll(peer.nodeId!, peer.ackReport?.covered?.get(removal.key)));
+      if (closed) {
+        removed.release(removal);
+        this.#deps.log.info(
+          { member: removal.nodeId },
+          "removed member's writes are closed on every member: tombstone removal no longer waits for it",
+        );
+      }
+    }
+    return covered;
   }
 
   /**

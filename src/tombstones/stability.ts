@@ -31,6 +31,12 @@ import { LOGICAL_PER_MS } from '../clock.ts';
 export interface AckReport {
   readonly horizon: number;
   readonly acked: ReadonlyMap<string, number>;
+  /**
+   * Per removed member (`id@version` of its removal), the members this node
+   * brought level with a whole resync since it knew of the removal
+   * (src/tombstones/removed-members.ts).
+   */
+  readonly covered?: ReadonlyMap<string, ReadonlySet<string>>;
 }
 
 /** The timestamp below which `target` holds every member's writes (0: not known). */
@@ -87,19 +93,6 @@ export function nextHorizon(input: {
   return Math.max(current, next);
 }
 
-/**
- * Why the horizon must wait (null: it need not): a member is removed. Its
- * writes may be held by some members and not by others, and it reports to
- * no one, so nothing proves them stable; until it is added back the horizon
- * stays where it is (tombstones are kept, none comes back).
- */
-export function removalPause(
-  rows: readonly { readonly nodeId: string; readonly state: string }[],
-): string | null {
-  const removed = rows.filter((row) => row.state === 'removed').map((row) => row.nodeId);
-  return removed.length === 0 ? null : `removed member(s) ${removed.slice(0, 5).join(', ')}`;
-}
-
 const HEADER_ENTRIES_MAX = 1_000;
 const NODE_ID = /^[0-9a-f]{16}$/;
 
@@ -108,8 +101,41 @@ export function formatAcked(acked: ReadonlyMap<string, number>): string {
   return [...acked].map(([id, ts]) => `${id}=${ts}`).join(',');
 }
 
+/** Removals reported at most in `X-Peerkv-Covered`, and members per removal. */
+const COVERED_REMOVALS_MAX = 32;
+const COVERED_MEMBERS_MAX = 256;
+const REMOVAL_KEY = /^[0-9a-f]{16}@[0-9a-f]{14}-[0-9a-f]{16}$/;
+
+/** The `X-Peerkv-Covered` header: `id@version=member.member`, comma-separated. */
+export function formatCovered(covered: ReadonlyMap<string, ReadonlySet<string>>): string {
+  return [...covered]
+    .slice(0, COVERED_REMOVALS_MAX)
+    .map(([removal, ids]) => `${removal}=${[...ids].slice(0, COVERED_MEMBERS_MAX).join('.')}`)
+    .join(',');
+}
+
+/** Parses `X-Peerkv-Covered`; an absent or malformed header reports nothing covered. */
+export function parseCovered(text: unknown): Map<string, Set<string>> {
+  const covered = new Map<string, Set<string>>();
+  if (typeof text !== 'string' || text === '') return covered;
+  const parts = text.split(',');
+  if (parts.length > COVERED_REMOVALS_MAX) return new Map();
+  for (const part of parts) {
+    const [removal, list] = part.split('=');
+    if (removal === undefined || list === undefined || !REMOVAL_KEY.test(removal)) return new Map();
+    const ids = list === '' ? [] : list.split('.');
+    if (ids.length > COVERED_MEMBERS_MAX || !ids.every((id) => NODE_ID.test(id))) return new Map();
+    covered.set(removal, new Set(ids));
+  }
+  return covered;
+}
+
 /** Parses a ping's horizon and acknowledgement headers; null when absent or malformed. */
-export function parseAckReport(horizon: unknown, acked: unknown): AckReport | null {
+export function parseAckReport(
+  horizon: unknown,
+  acked: unknown,
+  covered?: unknown,
+): AckReport | null {
   if (typeof horizon !== 'string' || typeof acked !== 'string') return null;
   const h = Number(horizon);
   if (!Number.isSafeInteger(h) || h < 0) return null;
@@ -122,5 +148,5 @@ export function parseAckReport(horizon: unknown, acked: unknown): AckReport | nu
     if (!id || !NODE_ID.test(id) || !Number.isSafeInteger(value) || value < 0) return null;
     map.set(id, value);
   }
-  return { horizon: h, acked: map };
+  return { horizon: h, acked: map, covered: parseCovered(covered) };
 }

@@ -62,6 +62,9 @@ export class ChaosCluster {
           '2',
           '--tombstone-grace',
           String(options.tombstoneGraceSeconds),
+          // The checker adds every removed node back with its data: none is ever closed.
+          '--removed-member-hold',
+          '1d',
         ],
         peerUrlFor: (from, to) => proxies[from]![to]!.url,
       });

@@ -32,7 +32,7 @@ import { WriteQueue } from '../../src/store/write-queue.ts';
 import { newPeer, type Peer, Supervisor } from '../../src/supervisor.ts';
 import { Resync } from '../../src/sync/resync.ts';
 import { TombstoneCollector } from '../../src/tombstones/collector.ts';
-import { removalPause } from '../../src/tombstones/stability.ts';
+import { RemovedMembers } from '../../src/tombstones/removed-members.ts';
 import type { Endpoint, Network } from './network.ts';
 import { type Rng, stream } from './prng.ts';
 import type { Owner, VirtualTime } from './virtual-time.ts';
@@ -46,6 +46,8 @@ export interface SimConfig {
   readonly sweepIntervalMs: number;
   /** --tombstone-grace: tombstones and expired entries are removed once stable and this old. */
   readonly tombstoneGraceMs: number;
+  /** --removed-member-hold: the sim adds every removed node back at the end, so it is longer than a schedule. */
+  readonly removedMemberHoldMs: number;
   readonly valueBytesMax: number;
   /** The wall clock every node starts from (virtual ms 0), before its own offset. */
   readonly epochWallMs: number;
@@ -92,7 +94,7 @@ export interface Incarnation {
   readonly peers: Peer[];
   readonly supervisor: Supervisor;
   readonly sweeper: ExpirySweeper;
-  readonly tombstones: TombstoneCollector;
+  readonly tombstones: TombstoneCollector<Peer>;
   readonly handlers: PeerHandlers;
   readonly members: ClusterMembers;
 }
@@ -277,6 +279,15 @@ export class SimNode {
       log: log.child({ component: 'expiry' }),
       runtime,
     });
+    const membership = members.membership;
+    const removed = new RemovedMembers({
+      rows: () => membership.rows(),
+      revision: () => membership.revision,
+      selfNodeId: store.nodeId,
+      store,
+    });
+    store.admits = (origin, source) => removed.admits(origin, source);
+    members.isClosed = (nodeId) => removed.isClosed(nodeId);
     const tombstones = new TombstoneCollector({
       store,
       peers: () => peers,
@@ -285,13 +296,22 @@ export class SimNode {
       wallMs,
       log: log.child({ component: 'tombstones' }),
       runtime,
-      paused: () => removalPause(members.membership.rows()),
+      removed,
+      removedMemberHoldMs: config.removedMemberHoldMs,
+      wantResync: (peer) => supervisor.wantResync(peer, 'removed-member'),
       onRemoved: (count) => {
         this.tombstonesRemoved += count;
       },
     });
     const handlers = peerHandlers(
-      this.#syncService(store, writes, pool, peers, () => supervisor),
+      this.#syncService(
+        store,
+        writes,
+        pool,
+        peers,
+        () => supervisor,
+        (id) => members.membership.isRemoved(id),
+      ),
       {
         valueBytesMax: config.valueBytesMax,
         timestampMax: () => clock.timestampMax(),
@@ -405,6 +425,7 @@ export class SimNode {
     pool: StorePool,
     peers: readonly Peer[],
     supervisor: () => Supervisor,
+    isRemoved: (nodeId: string) => boolean,
   ): SyncService {
     return {
       nodeId: store.nodeId,
@@ -418,6 +439,7 @@ export class SimNode {
         0,
       resyncing: () => supervisor().resyncing,
       clusterStatus: () => ({}),
+      refusesSender: isRemoved,
     };
   }
 

@@ -112,6 +112,7 @@ class Simulation {
       antiEntropyIntervalMs: 10_000,
       sweepIntervalMs: 1_000,
       tombstoneGraceMs: 5_000,
+      removedMemberHoldMs: 3_600_000,
       valueBytesMax: 1024 * 1024,
       epochWallMs: Date.UTC(2026, 0, 1),
     };

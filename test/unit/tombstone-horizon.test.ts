@@ -16,7 +16,6 @@ import {
   formatAcked,
   nextHorizon,
   parseAckReport,
-  removalPause,
   stableBelow,
 } from '../../src/tombstones/stability.ts';
 import { formatVersion } from '../../src/version.ts';
@@ -81,16 +80,15 @@ describe('stable time', () => {
       [A, 12],
       [B, 34],
     ]);
-    assert.deepEqual(parseAckReport('7', formatAcked(acked)), { horizon: 7, acked });
+    assert.deepEqual(parseAckReport('7', formatAcked(acked)), {
+      horizon: 7,
+      acked,
+      covered: new Map(),
+    });
     assert.equal(parseAckReport('x', formatAcked(acked)), null);
     assert.equal(parseAckReport('7', 'nothex=1'), null);
     assert.equal(parseAckReport('7', `${A}=-1`), null);
     assert.equal(parseAckReport(undefined, ''), null);
-  });
-
-  test('removal pauses while a member is removed', () => {
-    assert.equal(removalPause([{ nodeId: A, state: 'member' }]), null);
-    assert.match(removalPause([{ nodeId: B, state: 'removed' }]) ?? '', /removed member/);
   });
 });
 
@@ -163,12 +161,14 @@ describe('the collector’s own report', () => {
         state: 'up',
         sender: { cursor: store.seq, level: false, refusedLowest: Number.POSITIVE_INFINITY },
         ackReport: null,
+        wholeResync: null,
       },
       {
         nodeId: C,
         state: 'up',
         sender: { cursor: store.seq, level: true, refusedLowest: 42 },
         ackReport: null,
+        wholeResync: null,
       },
     ];
     const collector = new TombstoneCollector({
