@@ -150,6 +150,11 @@ export class ClusterMembers {
     for (const peer of [...this.#deps.peers]) {
       const id = peer.nodeId ?? peer.sender.peerNodeId;
       const removed = id !== null && this.membership.isRemoved(id);
+      if (removed) {
+        // Its address reaches a removed node: not a peer again while it stays removed.
+        this.#removedAt.set(peer.url, id);
+        desired.delete(peer.url);
+      }
       if (!desired.has(peer.url) || removed) this.#drop(peer, removed);
     }
     for (const url of desired.keys()) {

@@ -7,12 +7,15 @@
 //   reappears on any node;
 // - a backup taken before deletes, restored as a new node after those tombstones were removed:
 //   its stale values are refused with a clear error (peerkv_entries_behind_horizon_total, the
-//   log says to rebuild it), and the deleted keys stay deleted on every member.
+//   log says to rebuild it), and the deleted keys stay deleted on every member;
+// - a member removed for good (killed, then DELETE /cluster/members/<id>): removal pauses, then,
+//   once the removal is a grace old and the two left covered each other, goes on; started again
+//   with its old data it cannot be added back (409 MEMBER_CLOSED) and nothing of it comes back.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
-import { getJson } from '../helpers/http.ts';
+import { getJson, httpRequest, postJson } from '../helpers/http.ts';
 import {
   type Cluster,
   freePort,
@@ -26,6 +29,7 @@ import {
   deleteKey,
   Ledger,
   PINGFREQ_SECONDS,
+  pingNodeId,
   putKey,
   runBounded,
   TIMEOUT_SECONDS,
@@ -206,6 +210,50 @@ describe('tombstone removal', () => {
       assert.match(restoredLog, /rebuild it from its peers/);
       restored.kill('SIGKILL');
       await restored.waitExit();
+    });
+  });
+
+  test('a member removed for good: removal goes on without it, and it cannot come back with its data', async () => {
+    await withGcCluster(async (started) => {
+      const [a, b, c] = started.nodes as [NodeProcess, NodeProcess, NodeProcess];
+      const ledger = new Ledger();
+      const keys = Array.from({ length: 80 }, (_, i) => `gone-${i}`);
+      await runBounded(keys, IN_FLIGHT, (key, i) => putKey(a.url, key, i, ledger).then());
+      await waitSameHash(started.nodes, DEADLINE_MS, 'the cluster settles before c leaves');
+      const cId = await pingNodeId(c.url);
+      c.kill('SIGKILL');
+      await c.waitExit();
+      const removed = await httpRequest('DELETE', `${a.url}/cluster/members/${cId}`);
+      assert.equal(removed.status, 200, removed.text);
+
+      const deleted = keys.slice(0, 40);
+      await runBounded(deleted, IN_FLIGHT, (key, i) =>
+        deleteKey([a, b][i % 2]!.url, key, ledger).then(),
+      );
+      await waitNoTombstones([a, b], 'a and b remove the tombstones without c');
+      await waitSameHash([a, b], DEADLINE_MS, 'a and b agree');
+      await assertDeletedEverywhere([a, b], deleted);
+      for (const node of [a, b]) {
+        const log = fs.readFileSync(node.logPath, 'utf8');
+        assert.match(log, /removed member's writes are closed on every member/, node.name);
+      }
+
+      // c comes back with everything it had, the deleted keys' values among them.
+      await c.start();
+      const again = await postJson(`${a.url}/cluster/members`, { url: c.url });
+      assert.equal(again.status, 409, again.text);
+      assert.equal((again.body as { code?: string }).code, 'MEMBER_CLOSED');
+      assert.match(again.text, /--data-dir/);
+      await new Promise((resolve) => setTimeout(resolve, 2_000));
+      await assertDeletedEverywhere([a, b], deleted);
+      const members = await getJson(`${b.url}/cluster/members`);
+      const listed = (members.body as { members: { nodeId: string | null; state: string }[] })
+        .members;
+      assert.ok(
+        !listed.some((member) => member.nodeId === cId && member.state === 'member'),
+        'c stays out',
+      );
+      await assertContent([a, b], ledger.expected());
     });
   });
 });
