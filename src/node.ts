@@ -62,6 +62,7 @@ export class PeerkvNode {
   readonly supervisor: Supervisor;
   readonly sweeper: ExpirySweeper;
   readonly tombstones: TombstoneCollector<Peer>;
+  readonly #removed: RemovedMembers;
   readonly watchers: WatchHub;
   readonly snapshots: Snapshotter;
   readonly #http: HttpServer;
@@ -179,6 +180,7 @@ export class PeerkvNode {
       selfNodeId: this.store.nodeId,
       store: this.store,
     });
+    this.#removed = removed;
     this.store.admits = (origin, source) => removed.admits(origin, source);
     this.members.isClosed = (nodeId) => removed.isClosed(nodeId);
     this.#peerAddresses = peerAddresses([
@@ -629,6 +631,8 @@ export class PeerkvNode {
               ? null
               : new Date(timestampToMs(this.store.horizon)).toISOString(),
           graceMs: this.#config.tombstoneGraceMs,
+          /** Why the horizon waits (a removed member not closed yet), or null. */
+          paused: this.#removed.pauseReason(),
         },
         watchers: this.watchers.size,
         watchersCutOff: this.watchers.cutOff,

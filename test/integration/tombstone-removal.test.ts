@@ -235,7 +235,12 @@ describe('tombstone removal', () => {
       await assertDeletedEverywhere([a, b], deleted);
       for (const node of [a, b]) {
         const log = fs.readFileSync(node.logPath, 'utf8');
+        assert.match(log, /tombstone removal paused.*not yet closed on every member/, node.name);
         assert.match(log, /removed member's writes are closed on every member/, node.name);
+        const view = await getJson(`${node.url}/cluster`);
+        const tombstones = (view.body as { node: { tombstones: { paused: unknown } } }).node
+          .tombstones;
+        assert.equal(tombstones.paused, null, `${node.name} no longer waits for c`);
       }
 
       // c comes back with everything it had, the deleted keys' values among them.
