@@ -234,9 +234,20 @@ describe('tombstone removal', () => {
       await waitSameHash([a, b], DEADLINE_MS, 'a and b agree');
       await assertDeletedEverywhere([a, b], deleted);
       for (const node of [a, b]) {
+        // The log reaches its file a moment later (pino writes asynchronously).
+        await waitFor(
+          () =>
+            /removed member's writes are closed on every member/.test(
+              fs.readFileSync(node.logPath, 'utf8'),
+            ),
+          { timeoutMs: DEADLINE_MS, message: `${node.name} logs the release` },
+        );
         const log = fs.readFileSync(node.logPath, 'utf8');
-        assert.match(log, /tombstone removal paused.*not yet closed on every member/, node.name);
-        assert.match(log, /removed member's writes are closed on every member/, node.name);
+        assert.match(
+          log,
+          /not yet closed on every member","msg":"tombstone removal paused/,
+          node.name,
+        );
         const view = await getJson(`${node.url}/cluster`);
         const tombstones = (view.body as { node: { tombstones: { paused: unknown } } }).node
           .tombstones;
