@@ -76,6 +76,7 @@ export class KvStore {
   #horizon: number;
   /** Rows without a value (tombstones and swept expired entries). */
   #deadRows: number;
+  #rowsRemoved = 0;
   /** The last clock floor persisted (see clockFloor()). */
   #floor = 0;
   #storageError: { code: string; sinceWallMs: number } | null = null;
@@ -150,6 +151,11 @@ export class KvStore {
     return this.#horizon;
   }
 
+  /** Rows removed past the horizon since this store was opened (the only rows ever deleted). */
+  get rowsRemoved(): number {
+    return this.#rowsRemoved;
+  }
+
   /** Tombstones and swept expired entries held (rows without a value). */
   get deadRows(): number {
     return this.#deadRows;
@@ -201,7 +207,9 @@ export class KvStore {
       return rows.length;
     });
     try {
-      return run();
+      const removed = run();
+      this.#rowsRemoved += removed;
+      return removed;
     } catch (error) {
       this.#reloadAfterRollback(touched);
       if (isStorageFull(error)) {
@@ -726,7 +734,8 @@ function prepareStatements(db: Database.Database) {
          WHERE value IS NULL AND ts < ? AND (expires IS NULL OR expires <= ?) LIMIT ?`,
     ),
     deleteKey: db.prepare('DELETE FROM kv WHERE key = ?'),
-    bucketsAll: db.prepare('SELECT id, sum, count FROM buckets ORDER BY id'),
+    // Empty buckets are zero in a fresh digest already: a small store reads only what it holds.
+    bucketsAll: db.prepare('SELECT id, sum, count FROM buckets WHERE sum != 0 OR count != 0'),
     bucketGet: db.prepare('SELECT sum, count FROM buckets WHERE id = ?'),
     bucketSet: db.prepare('UPDATE buckets SET sum = ?, count = ? WHERE id = ?'),
     peerGet: db.prepare('SELECT node_id, cursor FROM peers WHERE url = ?'),

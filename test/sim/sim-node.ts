@@ -204,15 +204,32 @@ export class SimNode {
         seen: -1,
         changes: [],
         byKey: new Map(),
+        maxSeq: -1,
+        removed: 0,
       };
     }
     const rows = this.#rows;
     const version = rows.version.get() as number;
-    if (version !== rows.seen) {
-      rows.changes = run.store.changesSince(0, readMax);
+    if (version === rows.seen) return rows;
+    rows.seen = version;
+    const store = run.store;
+    // Every change takes a seq above all before it, so the rows changed since the last read are
+    // those past its highest seq; only removal past the horizon drops rows without one, and
+    // then everything is read again.
+    if (rows.maxSeq < 0 || store.rowsRemoved !== rows.removed) {
+      rows.changes = store.changesSince(0, readMax);
       rows.byKey = new Map(rows.changes.map((change) => [change.key, change]));
-      rows.seen = version;
+    } else {
+      const changed = store.changesSince(rows.maxSeq, readMax);
+      if (changed.length > 0) {
+        const byKey = new Map(rows.byKey);
+        for (const change of changed) byKey.set(change.key, change);
+        rows.byKey = byKey;
+        rows.changes = [...byKey.values()].sort((a, b) => a.seq - b.seq);
+      }
     }
+    rows.maxSeq = rows.changes.length === 0 ? 0 : rows.changes[rows.changes.length - 1]!.seq;
+    rows.removed = store.rowsRemoved;
     return rows;
   }
 
@@ -493,6 +510,9 @@ interface StoreRows {
   seen: number;
   changes: readonly Change[];
   byKey: ReadonlyMap<string, Change>;
+  /** The highest seq read (-1: nothing read yet), and the store's rows removed then. */
+  maxSeq: number;
+  removed: number;
 }
 
 interface Parts {
