@@ -151,6 +151,11 @@ export class KvStore {
     return this.#horizon;
   }
 
+  /** Rows holding a value (an expired one not yet swept counts), counted over the live-key index. */
+  liveRows(): number {
+    return this.#statements.liveCount.get() as number;
+  }
+
   /** Rows removed past the horizon since this store was opened (the only rows ever deleted). */
   get rowsRemoved(): number {
     return this.#rowsRemoved;
@@ -728,6 +733,9 @@ function prepareStatements(db: Database.Database) {
     ),
     oldestChange: db.prepare('SELECT ts FROM kv WHERE seq > ? ORDER BY seq LIMIT 1').pluck(),
     pendingOwn: db.prepare('SELECT ts, src FROM kv WHERE seq > ? ORDER BY seq LIMIT ?'),
+    liveCount: db
+      .prepare('SELECT count(*) FROM kv INDEXED BY kv_live WHERE value IS NOT NULL')
+      .pluck(),
     deadCount: db.prepare('SELECT count(*) FROM kv INDEXED BY kv_dead WHERE value IS NULL').pluck(),
     deadBelow: db.prepare(
       `SELECT key, bucket, hash FROM kv INDEXED BY kv_dead

@@ -10,9 +10,6 @@ import type { KvStore } from './kv-store.ts';
 
 export interface ScrubResult {
   readonly repairedBuckets: number;
-  /** Live keys in the scan's snapshot, and the last change sequence that snapshot holds. */
-  readonly liveRows: number;
-  readonly maxSeq: number;
 }
 
 export async function scrubDigest(store: KvStore, pool: StorePool): Promise<ScrubResult> {
@@ -27,5 +24,5 @@ export async function scrubDigest(store: KvStore, pool: StorePool): Promise<Scru
     store.repairBucket(bucket, sum, store.digest.counts[bucket]! + countDelta);
     repaired += 1;
   }
-  return { repairedBuckets: repaired, liveRows: scan.liveRows, maxSeq: scan.maxSeq };
+  return { repairedBuckets: repaired };
 }
