@@ -26,6 +26,9 @@ export interface ClusterMembersDeps {
     peerAddresses(): string[];
     addPeerAddresses(urls: readonly string[]): void;
     dropPeerCursor(url: string): void;
+    /** Addresses found to reach a removed node, kept over a restart (an old --peers may name it). */
+    removedAddresses(): Map<string, string>;
+    setRemovedAddress(url: string, nodeId: string | null): void;
   };
   readonly selfNodeId: string;
   readonly selfUrl: string;
@@ -60,7 +63,7 @@ export class ClusterMembers {
   /** This node's own addresses for its peers. */
   readonly #addresses: Set<string>;
   /** Addresses that turned out to reach a removed node (skipped while it stays removed). */
-  readonly #removedAt = new Map<string, string>();
+  readonly #removedAt: Map<string, string>;
   /** Removed peers' clients, kept until they were told. */
   readonly #leaving = new Map<string, PeerTransport>();
   #joining: string | null = null;
@@ -76,6 +79,7 @@ export class ClusterMembers {
       newVersion: deps.newVersion,
     });
     this.#addresses = new Set([...deps.configuredPeers, ...deps.store.peerAddresses()]);
+    this.#removedAt = deps.store.removedAddresses();
     this.gossip = new MembershipGossip({
       membership: this.membership,
       peers: () => deps.peers,
@@ -133,7 +137,7 @@ export class ClusterMembers {
    */
   admit(peer: Peer, nodeId: string): boolean {
     const removed = this.membership.selfRemoved || this.membership.isRemoved(nodeId);
-    if (removed) this.#removedAt.set(peer.url, nodeId);
+    if (removed) this.#noteRemovedAt(peer.url, nodeId);
     const duplicate =
       !this.#addresses.has(peer.url) &&
       this.#deps.peers.some((other) => other !== peer && other.nodeId === nodeId);
@@ -152,7 +156,7 @@ export class ClusterMembers {
       const removed = id !== null && this.membership.isRemoved(id);
       if (removed) {
         // Its address reaches a removed node: not a peer again while it stays removed.
-        this.#removedAt.set(peer.url, id);
+        this.#noteRemovedAt(peer.url, id);
         desired.delete(peer.url);
       }
       if (!desired.has(peer.url) || removed) this.#drop(peer, removed);
@@ -195,6 +199,22 @@ export class ClusterMembers {
       if (!reached && !desired.has(row.url)) desired.set(row.url, 'member');
     }
     return desired;
+  }
+
+  /**
+   * Remembers, also over a restart, that `url` reaches the removed node `nodeId`: a peer
+   * there that is down for good would otherwise stay unidentified after a restart with an
+   * old --peers, and an unidentified member holds the tombstone horizon back.
+   */
+  #noteRemovedAt(url: string, nodeId: string): void {
+    if (this.#removedAt.get(url) === nodeId) return;
+    this.#removedAt.set(url, nodeId);
+    try {
+      this.#deps.store.setRemovedAddress(url, nodeId);
+    } catch (error) {
+      // A full disk: remembered until the process ends.
+      this.#deps.log.warn({ err: error, url }, 'could not persist a removed node address');
+    }
   }
 
   #drop(peer: Peer, tell: boolean): void {
@@ -310,7 +330,7 @@ export class ClusterMembers {
       (!this.membership.isRemoved(nodeId) &&
         this.#deps.peers.some((peer) => peer.nodeId === nodeId));
     const added = !reached && this.membership.add(nodeId, url);
-    this.#removedAt.delete(url);
+    if (this.#removedAt.delete(url)) this.#deps.store.setRemovedAddress(url, null);
     this.reconcile();
     this.gossip.kick();
     return { url, nodeId, added };

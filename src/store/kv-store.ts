@@ -360,6 +360,19 @@ export class KvStore {
     this.#admits = admits;
   }
 
+  /** Addresses that reached a removed node, with its id (src/membership/cluster-members.ts). */
+  removedAddresses(): Map<string, string> {
+    const rows = this.#db
+      .prepare("SELECT name, value FROM meta WHERE name LIKE 'removed_url:%'")
+      .all() as { name: string; value: string }[];
+    return new Map(rows.map((row) => [row.name.slice('removed_url:'.length), row.value]));
+  }
+
+  setRemovedAddress(url: string, nodeId: string | null): void {
+    if (nodeId === null) this.#statements.metaDrop.run(`removed_url:${url}`);
+    else this.#statements.metaSet.run(`removed_url:${url}`, nodeId);
+  }
+
   /** Removed members whose writes were closed, by node id: the version of the removal released. */
   releasedRemovals(): Map<string, string> {
     const rows = this.#db

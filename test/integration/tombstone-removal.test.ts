@@ -254,6 +254,14 @@ describe('tombstone removal', () => {
         assert.equal(tombstones.paused, null, `${node.name} no longer waits for c`);
       }
 
+      // b restarts with its old --peers, c's address among them, while c stays down: it knows
+      // that address reaches a removed node, so removal keeps going.
+      await b.restart();
+      const later = keys.slice(40, 60);
+      await runBounded(later, IN_FLIGHT, (key) => deleteKey(a.url, key, ledger).then());
+      await waitNoTombstones([a, b], 'removal goes on after b restarted');
+      deleted.push(...later);
+
       // c comes back with everything it had, the deleted keys' values among them.
       await c.start();
       const again = await postJson(`${a.url}/cluster/members`, { url: c.url });
