@@ -217,7 +217,14 @@ export class TombstoneCollector<P extends CollectorPeer = CollectorPeer> {
         }
       }
       covered.set(removal.key, ids);
-      if (removal.released || removal.nodeId === self || memberIds.some((id) => id === null)) {
+      // A node with no other member in its view closes nothing: it cannot tell whether the
+      // others are gone or it was cut off by removals made on their side.
+      if (
+        removal.released ||
+        removal.nodeId === self ||
+        memberIds.length === 0 ||
+        memberIds.some((id) => id === null)
+      ) {
         continue;
       }
       if (this.#deps.wallMs() < removal.removedAtMs + (this.#deps.removedMemberHoldMs ?? 0))

@@ -8,7 +8,12 @@ import { rmSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import minimist from 'minimist';
 import { type SeedOptions, type SeedOutcome, SeedPool } from './seed-pool.ts';
-import { DEFAULT_OPTIONS, defaultRootDir, simulate } from './simulate.ts';
+import {
+  DEFAULT_OPTIONS,
+  defaultRootDir,
+  REMOVED_MEMBER_HOLD_MS_DEFAULT,
+  simulate,
+} from './simulate.ts';
 import { traceDigest } from './trace.ts';
 
 const USAGE = `usage: npm run sim -- [--seeds N] [--from S] [--seed N] [--nodes N] [--duration SECONDS] [--jobs J] [--keep-going]
@@ -18,6 +23,9 @@ const USAGE = `usage: npm run sim -- [--seeds N] [--from S] [--seed N] [--nodes 
   --nodes N      nodes per schedule, 2..9 (default ${DEFAULT_OPTIONS.nodes})
   --duration S   virtual seconds of ops and faults before the final heal (default ${DEFAULT_OPTIONS.durationMs / 1000})
   --clock-jump-ms J  clock jumps drawn from ±J ms, a clock at most 2J (and 60 s) off (default 20000)
+  --removed-member-hold-ms H  the nodes' --removed-member-hold (default 3600000: no removal is
+                 closed in a schedule); shorter, removals are closed and a node still closed at
+                 the end is retired, not added back (see README, Simulation testing)
   --jobs J       run the seeds in J processes (default 1; this machine has ${availableParallelism()} cores)
   --keep-going   do not stop at the first failing seed
   --trace-digests  print each seed's trace SHA-256 (to show a change left every schedule as it was)`;
@@ -33,13 +41,23 @@ interface Flags {
   readonly durationMs: number;
   readonly keepGoing: boolean;
   readonly clockJumpMsMax: number;
+  readonly removedMemberHoldMs: number;
   readonly jobs: number;
   readonly traceDigests: boolean;
 }
 
 function parseFlags(argv: string[]): Flags {
   const args = minimist(argv, {
-    string: ['seeds', 'from', 'seed', 'nodes', 'duration', 'clock-jump-ms', 'jobs'],
+    string: [
+      'seeds',
+      'from',
+      'seed',
+      'nodes',
+      'duration',
+      'clock-jump-ms',
+      'removed-member-hold-ms',
+      'jobs',
+    ],
     boolean: ['keep-going', 'trace-digests', 'help'],
     unknown: (flag) => {
       if (!flag.startsWith('-')) return true;
@@ -68,6 +86,12 @@ function parseFlags(argv: string[]): Flags {
     durationMs: int('duration', DEFAULT_OPTIONS.durationMs / 1000, 1, 3_600) * 1000,
     keepGoing: args['keep-going'] === true,
     clockJumpMsMax: int('clock-jump-ms', 20_000, 0, 3_600_000),
+    removedMemberHoldMs: int(
+      'removed-member-hold-ms',
+      REMOVED_MEMBER_HOLD_MS_DEFAULT,
+      0,
+      REMOVED_MEMBER_HOLD_MS_DEFAULT,
+    ),
     jobs: int('jobs', 1, 1, 64),
     traceDigests: args['trace-digests'] === true,
   };
@@ -88,6 +112,9 @@ function report(
   const extra = [
     flags.durationMs === DEFAULT_OPTIONS.durationMs ? '' : ` --duration ${flags.durationMs / 1000}`,
     flags.clockJumpMsMax === 20_000 ? '' : ` --clock-jump-ms ${flags.clockJumpMsMax}`,
+    flags.removedMemberHoldMs === REMOVED_MEMBER_HOLD_MS_DEFAULT
+      ? ''
+      : ` --removed-member-hold-ms ${flags.removedMemberHoldMs}`,
   ].join('');
   lines.push(`replay: npm run sim -- --seed ${result.seed} --nodes ${flags.nodes}${extra}`);
   return `${lines.join('\n')}\n`;
@@ -103,6 +130,7 @@ async function main(): Promise<number> {
   }
   const base: SeedOptions = {
     clockJumpMsMax: flags.clockJumpMsMax,
+    removedMemberHoldMs: flags.removedMemberHoldMs,
     nodes: flags.nodes,
     durationMs: flags.durationMs,
     convergeMsMax: DEFAULT_OPTIONS.convergeMsMax,

@@ -33,6 +33,7 @@ import { newPeer, type Peer, Supervisor } from '../../src/supervisor.ts';
 import { Resync } from '../../src/sync/resync.ts';
 import { TombstoneCollector } from '../../src/tombstones/collector.ts';
 import { RemovedMembers } from '../../src/tombstones/removed-members.ts';
+import { formatVersion } from '../../src/version.ts';
 import type { Endpoint, Network } from './network.ts';
 import { type Rng, stream } from './prng.ts';
 import type { Owner, VirtualTime } from './virtual-time.ts';
@@ -97,6 +98,7 @@ export interface Incarnation {
   readonly tombstones: TombstoneCollector<Peer>;
   readonly handlers: PeerHandlers;
   readonly members: ClusterMembers;
+  readonly removed: RemovedMembers;
 }
 
 export class SimNode {
@@ -115,6 +117,11 @@ export class SimNode {
   tombstonesRemoved = 0;
   /** This incarnation's rows as last read for the invariants, and a connection that sees changes. */
   #rows: StoreRows | null = null;
+  /**
+   * Every version this node's store ever held, over all its incarnations (from the rows the
+   * step invariants read): a retired node's writes no other node ever held may be lost.
+   */
+  readonly seenVersions = new Set<string>();
 
   constructor(ctx: SimContext, index: number, dataDir: string) {
     this.#ctx = ctx;
@@ -219,8 +226,10 @@ export class SimNode {
     if (rows.maxSeq < 0 || store.rowsRemoved !== rows.removed) {
       rows.changes = store.changesSince(0, readMax);
       rows.byKey = new Map(rows.changes.map((change) => [change.key, change]));
+      for (const change of rows.changes) this.seenVersions.add(formatVersion(change.version));
     } else {
       const changed = store.changesSince(rows.maxSeq, readMax);
+      for (const change of changed) this.seenVersions.add(formatVersion(change.version));
       if (changed.length > 0) {
         const byKey = new Map(rows.byKey);
         for (const change of changed) byKey.set(change.key, change);
@@ -347,6 +356,7 @@ export class SimNode {
       tombstones,
       handlers,
       members,
+      removed,
     };
   }
 

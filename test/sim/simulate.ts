@@ -36,6 +36,12 @@ export interface SimOptions {
   readonly convergeMsMax: number;
   /** Clock jumps are drawn from ±this (a node's clock ends at most twice this off). */
   readonly clockJumpMsMax?: number;
+  /**
+   * The nodes' --removed-member-hold (default an hour: longer than a schedule, so no removal
+   * is closed, and every removed node is added back at the final heal). Shorter, removals are
+   * closed during the run and a node closed when the schedule ends is retired.
+   */
+  readonly removedMemberHoldMs?: number;
   /** Where the nodes' data dirs go (a fresh dir per schedule under it). */
   readonly rootDir: string;
 }
@@ -53,6 +59,8 @@ export interface SimResult {
   /** Tombstones and expired entries the nodes removed past their horizons, in all. */
   readonly tombstonesRemoved: number;
 }
+
+export const REMOVED_MEMBER_HOLD_MS_DEFAULT = 3_600_000;
 
 export const DEFAULT_OPTIONS = {
   nodes: 3,
@@ -98,6 +106,12 @@ class Simulation {
   readonly #dir: string;
   readonly #ops: OpRecord[] = [];
   readonly #pending = new Map<number, { step: OpStep; startMs: number; node: number }>();
+  /**
+   * Nodes retired at the final heal: removed, and closed by some member (its writes are no
+   * longer taken), so an operator rebuilds them rather than add them back. They stay down
+   * and out of the checks; their writes no other node ever held may be lost.
+   */
+  readonly #retired = new Set<number>();
   readonly #steps: SimStep[];
   readonly #clockJumpMsMax: number;
 
@@ -112,7 +126,7 @@ class Simulation {
       antiEntropyIntervalMs: 10_000,
       sweepIntervalMs: 1_000,
       tombstoneGraceMs: 5_000,
-      removedMemberHoldMs: 3_600_000,
+      removedMemberHoldMs: options.removedMemberHoldMs ?? REMOVED_MEMBER_HOLD_MS_DEFAULT,
       valueBytesMax: 1024 * 1024,
       epochWallMs: Date.UTC(2026, 0, 1),
     };
@@ -340,6 +354,12 @@ class Simulation {
       this.#trace.note(`add n${index} on n${by}: failed (node down)`);
       return false;
     }
+    const closer = this.#closedBy(index);
+    if (closer !== undefined) {
+      // The operator sees the removal closed (GET /cluster, the log) and does not add it back.
+      this.#trace.note(`add n${index} on n${by}: skipped (closed on n${closer})`);
+      return false;
+    }
     const owner = run.owner;
     try {
       const added = await run.members.service().add(simUrl(index));
@@ -349,6 +369,12 @@ class Simulation {
       if (owner.alive) this.#trace.note(`add n${index} on n${by}: failed ${describeError(error)}`);
       return false;
     }
+  }
+
+  /** A running node that closed the removal of node `index` (its writes no longer taken), if any. */
+  #closedBy(index: number): number | undefined {
+    const id = this.#nodes[index]!.nodeId;
+    return this.#nodes.find((node) => node.running?.removed.isClosed(id))?.index;
   }
 
   #crash(index: number): void {
@@ -374,7 +400,7 @@ class Simulation {
 
   #restart(index: number): void {
     const node = this.#nodes[index]!;
-    if (node.running) return;
+    if (node.running || this.#retired.has(index)) return;
     this.#trace.note(`restart n${index}`);
     node.start();
   }
@@ -404,14 +430,25 @@ class Simulation {
    */
   async #addBackRemoved(healAtMs: number): Promise<void> {
     const removed = () =>
-      this.#nodes.filter((node) => this.#nodes.some((other) => other.isRemoved(node.nodeId)));
+      this.#nodes.filter(
+        (node) =>
+          !this.#retired.has(node.index) &&
+          this.#nodes.some((other) => other.isRemoved(node.nodeId)),
+      );
     if (removed().length === 0) return;
     while (!this.#membersAgree() && this.#time.nowMs - healAtMs < MEMBERS_AGREE_MS_MAX) {
       await this.#time.runUntil(this.#time.nowMs + CONVERGE_POLL_MS);
     }
     for (const node of removed()) {
-      const by = this.#nodes.find((other) => other !== node && !other.isRemoved(other.nodeId));
-      const adder = by ?? this.#nodes.find((other) => other !== node)!;
+      const closer = this.#closedBy(node.index);
+      if (closer !== undefined) {
+        this.#trace.note(`FINAL n${node.index} retired (its removal closed on n${closer})`);
+        this.#retired.add(node.index);
+        this.#crash(node.index);
+        continue;
+      }
+      const others = this.#live().filter((other) => other !== node);
+      const adder = others.find((other) => !other.isRemoved(other.nodeId)) ?? others[0]!;
       this.#trace.note(`FINAL n${adder.index} adds n${node.index} back`);
       let answered = false;
       void this.#addMember(adder.index, node.index).then((ok) => {
@@ -422,20 +459,46 @@ class Simulation {
     }
   }
 
+  /** The nodes that were not retired. */
+  #live(): SimNode[] {
+    return this.#nodes.filter((node) => !this.#retired.has(node.index));
+  }
+
+  /** A member row of a node still in the cluster that says it is removed. */
+  #removedRows(node: SimNode) {
+    const retired = new Set([...this.#retired].map((index) => this.#nodes[index]!.nodeId));
+    return node.memberRows().filter((row) => row.state === 'removed' && !retired.has(row.nodeId));
+  }
+
   /** Every node holds the same member list. */
   #membersAgree(): boolean {
-    const lists = this.#nodes.map((node) => JSON.stringify(node.memberRows()));
+    const lists = this.#live().map((node) => JSON.stringify(node.memberRows()));
     return lists.every((list) => list === lists[0]);
   }
 
   #converged(): boolean {
     if (!this.#membersAgree()) return false;
-    if (this.#nodes.some((node) => node.memberRows().some((row) => row.state === 'removed')))
-      return false;
-    const hashes = this.#nodes.map((node) => node.running!.store.digest.root());
+    const live = this.#live();
+    if (live.some((node) => this.#removedRows(node).length > 0)) return false;
+    const hashes = live.map((node) => node.running!.store.digest.root());
     if (!hashes.every((hash) => hash === hashes[0])) return false;
-    const texts = this.#nodes.map((node) => canonical(snapshotOf(node)));
+    const texts = live.map((node) => canonical(snapshotOf(node)));
     return texts.every((text) => text === texts[0]);
+  }
+
+  /**
+   * The ops the checker judges: a retired node's reads, and its writes no other node ever
+   * held, are left out (they went with it, as they would with a node rebuilt from its peers).
+   */
+  #judgedOps(): OpRecord[] {
+    if (this.#retired.size === 0) return this.#ops;
+    const held = new Set<string>();
+    for (const node of this.#live()) for (const version of node.seenVersions) held.add(version);
+    return this.#ops.filter((op) => {
+      if (!this.#retired.has(op.step.node)) return true;
+      if (op.step.op === 'get') return false;
+      return op.outcome !== 'ack' || (op.version !== undefined && held.has(op.version));
+    });
   }
 
   #check(converged: boolean): SimViolation[] {
@@ -446,9 +509,8 @@ class Simulation {
     if (!this.#membersAgree()) {
       violations.push({ check: 'membership', message: 'the member lists differ at the end' });
     }
-    for (const node of this.#nodes) {
-      const removed = node.memberRows().filter((row) => row.state === 'removed');
-      for (const row of removed) {
+    for (const node of this.#live()) {
+      for (const row of this.#removedRows(node)) {
         violations.push({
           check: 'membership',
           message: `n${node.index} holds ${row.nodeId} removed at ${row.version} after it was added back`,
@@ -456,11 +518,12 @@ class Simulation {
       }
     }
     this.#invariants.recount(this.#nodes, this.#time.nowMs);
-    const snapshots = this.#nodes.map((node) => snapshotOf(node));
-    const nowWallMs = this.#nodes[0]!.wallMs();
+    const live = this.#live();
+    const snapshots = live.map((node) => snapshotOf(node));
+    const nowWallMs = live[0]!.wallMs();
     for (const node of this.#nodes) node.crash();
     const integrity = this.#nodes.map((node) => integrityCheck(node.dataDir));
-    const ops = [...this.#ops].sort((a, b) => a.step.opId - b.step.opId);
+    const ops = [...this.#judgedOps()].sort((a, b) => a.step.opId - b.step.opId);
     const history = {
       ops,
       incidents: [],
