@@ -318,7 +318,7 @@ export class KvStore {
 
   /** Keys whose expiry has passed and whose value is still stored, oldest expiry first. */
   expiredKeys(nowWallMs: number, limit: number): { key: string; version: Version }[] {
-    const rows = this.#statements.expired.all(nowWallMs, limit) as StoredRow[];
+    const rows = this.#statements.expired.all(this.#sweepWallMs(nowWallMs), limit) as StoredRow[];
     return rows.map((row) => ({ key: row.key, version: { timestamp: row.ts, nodeId: row.node } }));
   }
 
@@ -653,11 +653,22 @@ export class KvStore {
    * takes a new change seq, so watchers see the expiry as a delete, and keeps
    * its source, so a peer that has not yet received the entry still does.
    */
+  /**
+   * The time the sweep expires entries by: the wall clock, or the horizon's wall time when
+   * that is later (a peer's horizon taken over may run ahead of a clock that lags). Every
+   * member drops an entry that expired below the horizon when it arrives (see #applyOne), so
+   * one held here must be swept too, or the nodes would differ until this clock caught up.
+   */
+  #sweepWallMs(nowWallMs: number): number {
+    return Math.max(nowWallMs, this.#horizon === 0 ? 0 : timestampToMs(this.#horizon));
+  }
+
   #expireOne(key: string, version: Version, nowWallMs: number): MutationResult {
     const row = this.#statements.get.get(key) as StoredRow | undefined;
     if (!row) return { applied: false, version, existed: false };
     const current = { timestamp: row.ts, nodeId: row.node };
-    const expired = row.value !== null && row.expires !== null && row.expires <= nowWallMs;
+    const sweepMs = this.#sweepWallMs(nowWallMs);
+    const expired = row.value !== null && row.expires !== null && row.expires <= sweepMs;
     if (!expired || compareVersions(current, version) !== 0) {
       return { applied: false, version: current, existed: isLive(toEntry(row), nowWallMs) };
     }

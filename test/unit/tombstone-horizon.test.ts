@@ -188,3 +188,30 @@ describe('the collector’s own report', () => {
     store.close();
   });
 });
+
+describe('expiry under a horizon ahead of this clock', () => {
+  test('the sweep expires by the horizon’s wall time when this clock lags it', () => {
+    const wallMs = 5_000_000;
+    const store = openStore(dirs.newDir(), () => wallMs);
+    const [put] = store.applyMutations([
+      { kind: 'local', key: 'soon', valueJson: '1', expiresAt: wallMs + 10_000 },
+    ]);
+    assert.equal(put?.applied, true);
+    assert.deepEqual(store.expiredKeys(wallMs, 10), [], 'not expired by this clock');
+    // A peer's horizon, taken over, runs 20 s ahead of this clock: every member drops an
+    // entry that expired below it when it arrives, so this node must sweep its own copy.
+    assert.equal(store.raiseHorizon((wallMs + 20_000) * LOGICAL_PER_MS), true);
+    const expired = store.expiredKeys(wallMs, 10);
+    assert.deepEqual(
+      expired.map((row) => row.key),
+      ['soon'],
+    );
+    const dead = store.deadRows;
+    const [swept] = store.applyMutations([
+      { kind: 'expire', key: 'soon', version: expired[0]!.version },
+    ]);
+    assert.equal(swept?.applied, true);
+    assert.equal(store.deadRows, dead + 1);
+    store.close();
+  });
+});
