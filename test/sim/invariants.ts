@@ -180,6 +180,9 @@ export class Invariants {
       const other = nodes.find((candidate) => candidate.nodeId === peer.sender.peerNodeId);
       const base = other && this.#bases.get(`${node.index}>${other.index}`);
       if (!other?.running || base === undefined) continue;
+      // A peer that closed this node's removal went on without it: it may have removed past
+      // its horizon a tombstone that superseded what this node still holds.
+      if (other.running.removed.isClosed(node.nodeId)) continue;
       const cursor = peer.sender.cursor;
       for (const change of changes) {
         if (change.seq <= base) continue;

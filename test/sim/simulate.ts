@@ -439,14 +439,16 @@ class Simulation {
     while (!this.#membersAgree() && this.#time.nowMs - healAtMs < MEMBERS_AGREE_MS_MAX) {
       await this.#time.runUntil(this.#time.nowMs + CONVERGE_POLL_MS);
     }
+    // Nodes some member closed are retired first: an operator rebuilds them, and adds the
+    // others back through nodes that are still in the cluster.
     for (const node of removed()) {
       const closer = this.#closedBy(node.index);
-      if (closer !== undefined) {
-        this.#trace.note(`FINAL n${node.index} retired (its removal closed on n${closer})`);
-        this.#retired.add(node.index);
-        this.#crash(node.index);
-        continue;
-      }
+      if (closer === undefined) continue;
+      this.#trace.note(`FINAL n${node.index} retired (its removal closed on n${closer})`);
+      this.#retired.add(node.index);
+      this.#crash(node.index);
+    }
+    for (const node of removed()) {
       const others = this.#live().filter((other) => other !== node);
       const adder = others.find((other) => !other.isRemoved(other.nodeId)) ?? others[0]!;
       this.#trace.note(`FINAL n${adder.index} adds n${node.index} back`);
