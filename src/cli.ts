@@ -106,6 +106,7 @@ export function parseNodeArgs(
   if (join !== null && tls.verifyPeers && join.startsWith('http:')) {
     throw new ConfigError('--tls-verify-peers needs an https:// --join URL');
   }
+  const tombstoneGraceMs = parseDuration(args['tombstone-grace'], 'tombstone-grace', '3d');
   return {
     port,
     host,
@@ -130,10 +131,10 @@ export function parseNodeArgs(
       'watch-heartbeat',
       limits.watchHeartbeatMsDefault / 1000,
     ),
-    tombstoneGraceMs: parseDuration(args['tombstone-grace'], 'tombstone-grace', '3d'),
+    tombstoneGraceMs,
     removedMemberHoldMs:
       args['removed-member-hold'] === undefined
-        ? parseDuration(args['tombstone-grace'], 'tombstone-grace', '3d')
+        ? tombstoneGraceMs
         : parseDuration(args['removed-member-hold'], 'removed-member-hold', '3d'),
     sweepIntervalMs: parseSeconds(
       args['expiry-sweep'],

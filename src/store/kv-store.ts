@@ -362,10 +362,7 @@ export class KvStore {
 
   /** Addresses that reached a removed node, with its id (src/membership/cluster-members.ts). */
   removedAddresses(): Map<string, string> {
-    const rows = this.#db
-      .prepare("SELECT name, value FROM meta WHERE name LIKE 'removed_url:%'")
-      .all() as { name: string; value: string }[];
-    return new Map(rows.map((row) => [row.name.slice('removed_url:'.length), row.value]));
+    return this.#metaUnder('removed_url:');
   }
 
   setRemovedAddress(url: string, nodeId: string | null): void {
@@ -375,10 +372,15 @@ export class KvStore {
 
   /** Removed members whose writes were closed, by node id: the version of the removal released. */
   releasedRemovals(): Map<string, string> {
+    return this.#metaUnder('released:');
+  }
+
+  /** The meta rows named `prefix` + something, by that something (read rarely: not prepared). */
+  #metaUnder(prefix: string): Map<string, string> {
     const rows = this.#db
-      .prepare("SELECT name, value FROM meta WHERE name LIKE 'released:%'")
-      .all() as { name: string; value: string }[];
-    return new Map(rows.map((row) => [row.name.slice('released:'.length), row.value]));
+      .prepare('SELECT name, value FROM meta WHERE substr(name, 1, ?) = ?')
+      .all(prefix.length, prefix) as { name: string; value: string }[];
+    return new Map(rows.map((row) => [row.name.slice(prefix.length), row.value]));
   }
 
   releaseRemoval(nodeId: string, version: string): void {

@@ -75,6 +75,21 @@ async function assertDeletedEverywhere(nodes: readonly NodeProcess[], keys: read
   }
 }
 
+/** `count` keys `prefix0..` written to `node`, and the cluster settled: the ledger and the keys. */
+async function settledWith(
+  started: Cluster,
+  node: NodeProcess,
+  prefix: string,
+  count: number,
+  what: string,
+): Promise<{ ledger: Ledger; keys: string[] }> {
+  const ledger = new Ledger();
+  const keys = Array.from({ length: count }, (_, i) => `${prefix}${i}`);
+  await runBounded(keys, IN_FLIGHT, (key, i) => putKey(node.url, key, i, ledger).then());
+  await waitSameHash(started.nodes, DEADLINE_MS, what);
+  return { ledger, keys };
+}
+
 describe('tombstone removal', () => {
   let cluster: Cluster | undefined;
   const extra: NodeProcess[] = [];
@@ -135,10 +150,13 @@ describe('tombstone removal', () => {
   test('a member away for three graces: its peers keep the tombstones, then remove them; nothing comes back', async () => {
     await withGcCluster(async (started) => {
       const [a, b, c] = started.nodes as [NodeProcess, NodeProcess, NodeProcess];
-      const ledger = new Ledger();
-      const keys = Array.from({ length: 100 }, (_, i) => `k${i}`);
-      await runBounded(keys, IN_FLIGHT, (key, i) => putKey(a.url, key, i, ledger).then());
-      await waitSameHash(started.nodes, DEADLINE_MS, 'the cluster settles before the kill');
+      const { ledger, keys } = await settledWith(
+        started,
+        a,
+        'k',
+        100,
+        'the cluster settles before the kill',
+      );
 
       c.kill('SIGKILL');
       await c.waitExit();
@@ -162,10 +180,13 @@ describe('tombstone removal', () => {
   test('a backup older than what was removed: its stale values are refused, deleted keys stay deleted', async () => {
     await withGcCluster(async (started) => {
       const [a, b, c] = started.nodes as [NodeProcess, NodeProcess, NodeProcess];
-      const ledger = new Ledger();
-      const keys = Array.from({ length: 60 }, (_, i) => `old-${i}`);
-      await runBounded(keys, IN_FLIGHT, (key, i) => putKey(a.url, key, i, ledger).then());
-      await waitSameHash(started.nodes, DEADLINE_MS, 'the cluster settles before the backup');
+      const { ledger, keys } = await settledWith(
+        started,
+        a,
+        'old-',
+        60,
+        'the cluster settles before the backup',
+      );
       const backupFile = path.join(started.dir, 'before-deletes.db');
       const backup = await runPeerkv(['backup', '--node', c.url, '--out', backupFile], 60_000);
       assert.equal(backup.code, 0, backup.stderr);
@@ -216,10 +237,13 @@ describe('tombstone removal', () => {
   test('a member removed for good: removal goes on without it, and it cannot come back with its data', async () => {
     await withGcCluster(async (started) => {
       const [a, b, c] = started.nodes as [NodeProcess, NodeProcess, NodeProcess];
-      const ledger = new Ledger();
-      const keys = Array.from({ length: 80 }, (_, i) => `gone-${i}`);
-      await runBounded(keys, IN_FLIGHT, (key, i) => putKey(a.url, key, i, ledger).then());
-      await waitSameHash(started.nodes, DEADLINE_MS, 'the cluster settles before c leaves');
+      const { ledger, keys } = await settledWith(
+        started,
+        a,
+        'gone-',
+        80,
+        'the cluster settles before c leaves',
+      );
       const cId = await pingNodeId(c.url);
       c.kill('SIGKILL');
       await c.waitExit();
