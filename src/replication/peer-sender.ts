@@ -101,6 +101,8 @@ export class PeerSender {
   #inFlight: InFlight[] = [];
   #epoch = 0;
   #active = false;
+  /** Stopped (the peer was dropped): a resync finishing later must not write its cursor back. */
+  #stopped = false;
   #pumping = false;
   #scheduled = false;
   #retryTimer: TimerHandle | undefined;
@@ -202,6 +204,7 @@ export class PeerSender {
       this.#persist();
     }
     this.#active = true;
+    this.#stopped = false;
     this.#persistTimer ??= this.#runtime.setInterval(
       () => this.#persist(),
       bounds.cursorPersistMs,
@@ -248,6 +251,7 @@ export class PeerSender {
     this.#persistTimer = undefined;
     this.#epoch += 1;
     this.#persist();
+    this.#stopped = true;
   }
 
   async #pump(): Promise<void> {
@@ -442,6 +446,7 @@ export class PeerSender {
    * peer already has (the merge is idempotent).
    */
   #persist(): void {
+    if (this.#stopped) return;
     if (
       this.#cursor === this.#persistedCursor &&
       this.#peerNodeId === this.#persistedNodeId &&
