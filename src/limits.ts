@@ -52,6 +52,11 @@ export const limits = {
   clientBatchBodyBytesMax: 3 * MiB,
   /** What the wire form of an entry may add over the op a client sent (version, expiry). */
   entryWireFramingBytes: 128,
+  /**
+   * The store's cache of point reads (src/store/read-cache.ts): entries, value characters
+   * of all of them, and the longest value held (a larger one is always read from SQLite).
+   */
+  readCache: { entriesMax: 16_384, valueCharsMax: 8 * MiB, entryValueCharsMax: 64 * KiB },
   /** Mutations waiting for the writer; past this, writes get 503. */
   writeQueueMutationsMax: 100_000,
   /** Mutations committed in one SQLite transaction before yielding. */

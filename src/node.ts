@@ -505,6 +505,7 @@ export class PeerkvNode {
       clockAheadMs: () => this.clock.aheadOfWallMs(),
       storageWritable: () => this.store.storageError === null,
       nodeIdConflict: () => this.supervisor.idConflict,
+      readCacheLookups: () => this.store.readCacheStats,
       peers: () =>
         this.peers
           .filter((peer) => peer.state !== 'self')

@@ -77,6 +77,8 @@ export interface NodeProbe {
   storageWritable(): boolean;
   /** True while another process answers with this node's id. */
   nodeIdConflict(): boolean;
+  /** Point reads the store answered from its cache (hits) and from SQLite (misses), so far. */
+  readCacheLookups(): { readonly hits: number; readonly misses: number };
   peers(): readonly PeerSample[];
 }
 
@@ -306,6 +308,20 @@ function sampleNode(registry: Registry, probe: NodeProbe): void {
     '1 while another process answers with this node id (writes refused)',
     () => (probe.nodeIdConflict() ? 1 : 0),
   );
+  const seen = { hit: 0, miss: 0 };
+  new Counter({
+    name: 'peerkv_read_cache_lookups_total',
+    help: "Point reads answered from the store's cache (result hit) and from SQLite (result miss)",
+    labelNames: ['result'],
+    registers: [registry],
+    collect() {
+      const { hits, misses } = probe.readCacheLookups();
+      this.inc({ result: 'hit' }, hits - seen.hit);
+      this.inc({ result: 'miss' }, misses - seen.miss);
+      seen.hit = hits;
+      seen.miss = misses;
+    },
+  });
 }
 
 type PeerGaugeRead = (sample: PeerSample) => number | null;

@@ -12,11 +12,13 @@ import type Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { type HybridClock, timestampToMs } from '../clock.ts';
 import { isStorageFull, storageFull } from '../errors.ts';
+import { limits } from '../limits.ts';
 import { compareVersions, formatVersion, type Version } from '../version.ts';
 import { BucketDigest, bucketOf, entryHash, valueDigest } from './digest.ts';
 import { isLive } from './expiry.ts';
 import { compareMergeOrder } from './merge-order.ts';
 import { databasePath, openDatabase, type SyncLevel } from './open-database.ts';
+import { ReadCache } from './read-cache.ts';
 import type {
   AtomicGroup,
   Change,
@@ -83,6 +85,8 @@ export class KvStore {
   /** Whether a remote write by `origin`, delivered by `source`, may win a merge (removed members). */
   #admits: (origin: string, source: string) => boolean = () => true;
   readonly #log: Logger | undefined;
+  /** Entries point reads found lately; every statement that changes a row forgets its key. */
+  readonly #cache = new ReadCache(limits.readCache);
 
   constructor(dataDir: string, sync: SyncLevel, clock: HybridClock, log?: Logger) {
     this.#log = log;
@@ -196,6 +200,7 @@ export class KvStore {
     const run = this.#db.transaction(() => {
       const rows = this.#statements.deadBelow.all(horizon, wallMs, limit) as DeadRow[];
       for (const row of rows) {
+        this.#cache.forget(row.key);
         this.#statements.deleteKey.run(row.key);
         this.digest.remove(row.bucket, row.hash);
         touched.add(row.bucket);
@@ -261,8 +266,18 @@ export class KvStore {
 
   /** The key's stored entry (tombstone, expired or live). */
   get(key: string): Entry | undefined {
+    const cached = this.#cache.lookup(key);
+    if (cached) return cached;
     const row = this.#statements.get.get(key) as StoredRow | undefined;
-    return row && toEntry(row);
+    if (!row) return undefined;
+    const entry = toEntry(row);
+    this.#cache.remember(entry);
+    return entry;
+  }
+
+  /** Point reads answered without SQLite, and with it, since the store opened. */
+  get readCacheStats(): { readonly hits: number; readonly misses: number } {
+    return this.#cache.stats;
   }
 
   /** The key's entry if it reads as present now (not deleted, not expired). */
@@ -474,6 +489,8 @@ export class KvStore {
 
   /** A transaction rolled back: reload what the in-memory state had moved. */
   #reloadAfterRollback(touched: ReadonlySet<number>): void {
+    // A read inside the transaction may have cached a row that was never committed.
+    this.#cache.clear();
     this.#seq = this.#seqHigh();
     this.#deadRows = this.#statements.deadCount.get() as number;
     for (const bucket of touched) {
@@ -629,6 +646,7 @@ export class KvStore {
     }
     const bucket = existing ? existing.bucket : bucketOf(key);
     this.#seq += 1;
+    this.#cache.forget(key);
     this.#statements.upsert.run(
       key,
       valueJson,
@@ -675,6 +693,7 @@ export class KvStore {
       return { applied: false, version: current, existed: isLive(toEntry(row), nowWallMs) };
     }
     this.#seq += 1;
+    this.#cache.forget(key);
     this.#statements.sweep.run(valueDigest(row.value!), this.#seq, key);
     this.#deadRows += 1;
     return { applied: true, version, existed: false, valueBefore: true };

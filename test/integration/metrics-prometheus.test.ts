@@ -142,6 +142,24 @@ describe('Prometheus metrics of a 3-node cluster', () => {
     assert.ok(!metricsText.includes(tokens.prometheus!) && !metricsText.includes(tokens.app!));
   });
 
+  test('point reads count the cache: a key read again is a hit', async () => {
+    const hits = (text: string): number => {
+      const line = /^peerkv_read_cache_lookups_total\{result="hit"\} (\d+)$/m.exec(text);
+      assert.ok(line, 'peerkv_read_cache_lookups_total{result="hit"} is exported');
+      return Number(line[1]);
+    };
+    const node = cluster.node(1).url;
+    const before = hits((await getJson(`${node}/metrics`, { headers: admin })).text);
+    const app = bearer(tokens.app!);
+    for (let i = 0; i < 3; i += 1) {
+      const read = await getJson(`${node}/kv/k7`, { headers: app });
+      assert.equal(read.status, 200, read.text);
+    }
+    const text = (await getJson(`${node}/metrics`, { headers: admin })).text;
+    assert.ok(hits(text) - before >= 2, `the second and third reads are hits (${before} before)`);
+    assert.match(text, /^peerkv_read_cache_lookups_total\{result="miss"\} [1-9]/m);
+  });
+
   test('promtool check metrics accepts the text', { skip: promtoolMissing }, () => {
     const check = spawnSync('promtool', ['check', 'metrics'], {
       input: metricsText,
