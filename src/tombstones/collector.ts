@@ -16,6 +16,8 @@ export interface CollectorStore {
   readonly horizon: number;
   /** The last change sequence issued (a pending scan is redone only when it or the cursor moved). */
   readonly seq: number;
+  /** Rows without a value: tombstones and swept expired entries. */
+  readonly deadRows: number;
   raiseHorizon(horizon: number): boolean;
   removeBelowHorizon(limit: number): number;
   ownPendingLowest(cursor: number, limit: number): number | null | undefined;
@@ -84,6 +86,13 @@ export class TombstoneCollector<P extends CollectorPeer = CollectorPeer> {
   #removing = false;
   /** Rows may lie below the horizon (it rose, or a removal stopped short). */
   #behind = true;
+  /**
+   * The store's dead rows when the last removal pass ended. More now may mean a row became
+   * removable with the horizon where it was: an expired entry swept after the horizon passed
+   * it (the sweep goes by the horizon's wall time when that runs ahead of the clock). The
+   * other members dropped such an entry, so it must go here too, not at the next raise.
+   */
+  #deadRowsAfterRemoval = 0;
   #stopped = false;
   #stable = 0;
   #pausedReason: string | null = null;
@@ -172,7 +181,7 @@ export class TombstoneCollector<P extends CollectorPeer = CollectorPeer> {
       );
       this.#behind = true;
     }
-    if (this.#behind) this.#removeSoon();
+    if (this.#behind || store.deadRows > this.#deadRowsAfterRemoval) this.#removeSoon();
     this.#report = { horizon: store.horizon, acked, covered };
   }
 
@@ -307,6 +316,7 @@ export class TombstoneCollector<P extends CollectorPeer = CollectorPeer> {
       if (removed < REMOVE_BATCH_ROWS) {
         this.#removing = false;
         this.#behind = false;
+        this.#deadRowsAfterRemoval = this.#deps.store.deadRows;
         return;
       }
       this.#runtime.setImmediate(step);

@@ -214,4 +214,37 @@ describe('expiry under a horizon ahead of this clock', () => {
     assert.equal(store.deadRows, dead + 1);
     store.close();
   });
+
+  test('an entry swept after the horizon passed it is removed without the horizon moving', async () => {
+    // Chaos seed 31286: the other members dropped such an entry, so a node that kept it until
+    // the horizon next rose (it may not for a long time when it runs ahead) never converged.
+    const wallMs = 5_000_000;
+    const store = openStore(dirs.newDir(), () => wallMs);
+    store.applyMutations([
+      { kind: 'local', key: 'soon', valueJson: '1', expiresAt: wallMs + 10_000 },
+    ]);
+    store.raiseHorizon((wallMs + 20_000) * LOGICAL_PER_MS);
+    const collector = new TombstoneCollector({
+      store,
+      peers: () => [],
+      graceMs: 1_000,
+      intervalMs: 60_000,
+      wallMs: () => wallMs,
+      log: pino({ level: 'silent' }),
+    });
+    const turn = () => new Promise((resolve) => setImmediate(resolve));
+    collector.tick();
+    await turn();
+    assert.equal(store.rowsRemoved, 0, 'nothing is dead yet');
+    const [expired] = store.expiredKeys(wallMs, 10);
+    store.applyMutations([{ kind: 'expire', key: 'soon', version: expired!.version }]);
+    const horizon = store.horizon;
+    collector.tick();
+    await turn();
+    assert.equal(store.horizon, horizon, 'the horizon did not move');
+    assert.equal(store.rowsRemoved, 1, 'the swept entry went at the next round');
+    assert.equal(store.get('soon'), undefined);
+    collector.stop();
+    store.close();
+  });
 });
