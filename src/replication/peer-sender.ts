@@ -30,8 +30,20 @@ export interface SenderStore {
   changesThrough(afterSeq: number, throughSeq: number): Change[];
   oldestChangeAfter(afterSeq: number): number | undefined;
   /** `level` false: the cursor jumped (a new peer) and no resync has brought the peer level yet. */
-  peerCursor(url: string): { nodeId: string | null; cursor: number; level?: boolean };
-  setPeerCursor(url: string, nodeId: string | null, cursor: number, level?: boolean): void;
+  /** `refusedLowest`: what the peer refused below the cursor, kept over a restart (see #persist). */
+  peerCursor(url: string): {
+    nodeId: string | null;
+    cursor: number;
+    level?: boolean;
+    refusedLowest?: number;
+  };
+  setPeerCursor(
+    url: string,
+    nodeId: string | null,
+    cursor: number,
+    level?: boolean,
+    refusedLowest?: number,
+  ): void;
 }
 
 interface Batch {
@@ -94,7 +106,8 @@ export class PeerSender {
   #persistedLevel: boolean;
   #jumps = 0;
   /** The lowest version timestamp among entries the peer refused since it was last settled. */
-  #refusedLowest = Number.POSITIVE_INFINITY;
+  #refusedLowest: number;
+  #persistedRefusedLowest: number;
   /** Refusals so far (a resync that began before the last one settles nothing). */
   #refusals = 0;
   #readSeq: number;
@@ -130,6 +143,8 @@ export class PeerSender {
     this.#persistedNodeId = saved.nodeId;
     this.#level = saved.level ?? true;
     this.#persistedLevel = this.#level;
+    this.#refusedLowest = saved.refusedLowest ?? Number.POSITIVE_INFINITY;
+    this.#persistedRefusedLowest = this.#refusedLowest;
     this.#readSeq = saved.cursor;
   }
 
@@ -443,19 +458,31 @@ export class PeerSender {
    * Writes the cursor down when it moved. A failure (a full disk) is logged
    * once and retried on the next persist tick: the cursor in memory stays
    * right, and a cursor left behind on disk only means resending what the
-   * peer already has (the merge is idempotent).
+   * peer already has (the merge is idempotent). What the peer refused below
+   * the cursor is written with it: after a restart the acknowledgement is
+   * still held below it until a resync delivers it (simulator seed 47652: a
+   * restart forgot a refusal, the horizon passed the refused write, and the
+   * peer then refused it for good as older than its horizon).
    */
   #persist(): void {
     if (this.#stopped) return;
     if (
       this.#cursor === this.#persistedCursor &&
       this.#peerNodeId === this.#persistedNodeId &&
-      this.#level === this.#persistedLevel
+      this.#level === this.#persistedLevel &&
+      this.#refusedLowest === this.#persistedRefusedLowest
     )
       return;
     const level = this.#level;
+    const refusedLowest = this.#refusedLowest;
     try {
-      this.#deps.store.setPeerCursor(this.#deps.client.url, this.#peerNodeId, this.#cursor, level);
+      this.#deps.store.setPeerCursor(
+        this.#deps.client.url,
+        this.#peerNodeId,
+        this.#cursor,
+        level,
+        refusedLowest,
+      );
     } catch (error) {
       if (!this.#persistFailing) {
         this.#deps.log.warn({ err: error }, 'cursor not persisted; will retry');
@@ -468,5 +495,6 @@ export class PeerSender {
     this.#persistedCursor = this.#cursor;
     this.#persistedNodeId = this.#peerNodeId;
     this.#persistedLevel = level;
+    this.#persistedRefusedLowest = refusedLowest;
   }
 }

@@ -64,6 +64,8 @@ export interface PeerCursor {
   readonly cursor: number;
   /** False while the cursor jumped over changes a resync has not yet brought the peer. */
   readonly level: boolean;
+  /** The lowest version timestamp the peer refused, not yet delivered by a resync (none: +Infinity). */
+  readonly refusedLowest: number;
 }
 
 export class KvStore {
@@ -344,18 +346,32 @@ export class KvStore {
 
   peerCursor(url: string): PeerCursor {
     const row = this.#statements.peerGet.get(url) as { node_id: string | null; cursor: number };
-    if (!row) return { nodeId: null, cursor: 0, level: false };
+    if (!row) return { nodeId: null, cursor: 0, level: false, refusedLowest: Infinity };
     const level = this.#statements.metaGet.get(`unlevelled:${url}`) === undefined;
-    return { nodeId: row.node_id, cursor: row.cursor, level };
+    const refused = this.#statements.metaGet.get(`refused_below:${url}`) as string | undefined;
+    const refusedLowest = refused === undefined ? Infinity : Number(refused);
+    return { nodeId: row.node_id, cursor: row.cursor, level, refusedLowest };
   }
 
-  /** Persists a peer's cursor; throws STORAGE_FULL (retry later) when the disk is full. */
-  setPeerCursor(url: string, nodeId: string | null, cursor: number, level = true): void {
+  /**
+   * Persists a peer's cursor, with what the peer refused below it (in the same transaction: a
+   * cursor on disk past a refused entry never goes without the refusal); throws STORAGE_FULL
+   * (retry later) when the disk is full.
+   */
+  setPeerCursor(
+    url: string,
+    nodeId: string | null,
+    cursor: number,
+    level = true,
+    refusedLowest = Infinity,
+  ): void {
     try {
       this.#db.transaction(() => {
         this.#statements.peerSet.run(url, nodeId, cursor);
         if (level) this.#statements.metaDrop.run(`unlevelled:${url}`);
         else this.#statements.metaSet.run(`unlevelled:${url}`, '1');
+        if (refusedLowest === Infinity) this.#statements.metaDrop.run(`refused_below:${url}`);
+        else this.#statements.metaSet.run(`refused_below:${url}`, String(refusedLowest));
       })();
     } catch (error) {
       if (!isStorageFull(error)) throw error;
@@ -368,6 +384,7 @@ export class KvStore {
   dropPeerCursor(url: string): void {
     this.#statements.peerDrop.run(url);
     this.#statements.metaDrop.run(`unlevelled:${url}`);
+    this.#statements.metaDrop.run(`refused_below:${url}`);
   }
 
   /** Decides which remote writes of removed members are still taken (src/tombstones/removed-members.ts). */

@@ -60,6 +60,8 @@ describe('KvStore reopened on the same data dir', () => {
     const first = openStore(dir);
     fill(first, 60);
     first.setPeerCursor('http://127.0.0.1:8002', 'b0b0b0b0b0b0b0b0', 17);
+    // A cursor past entries the peer refused keeps the refusal with it (seed 47652).
+    first.setPeerCursor('http://127.0.0.1:8003', 'c0c0c0c0c0c0c0c0', 9, true, 123_456);
     const before = {
       nodeId: first.nodeId,
       seq: first.seq,
@@ -81,12 +83,17 @@ describe('KvStore reopened on the same data dir', () => {
       nodeId: 'b0b0b0b0b0b0b0b0',
       cursor: 17,
       level: true,
+      refusedLowest: Infinity,
     });
+    assert.equal(second.peerCursor('http://127.0.0.1:8003').refusedLowest, 123_456);
     assert.deepEqual(second.peerCursor('http://127.0.0.1:9999'), {
       nodeId: null,
       cursor: 0,
       level: false,
+      refusedLowest: Infinity,
     });
+    second.setPeerCursor('http://127.0.0.1:8003', 'c0c0c0c0c0c0c0c0', 9);
+    assert.equal(second.peerCursor('http://127.0.0.1:8003').refusedLowest, Infinity, 'settled');
     putLocal(second, 'new', '1');
     assert.equal(second.seq, before.seq + 1, 'the sequence continues');
     second.close();
