@@ -2,7 +2,8 @@
 // - cursor: a sender's cursor never passes what the peer acknowledged — every change this node
 //   originated, up to the cursor (and after where it first met the peer), is held by the peer at
 //   that version or a newer one (entries the peer refused are skipped by design, and left out;
-//   a tombstone or expired entry the peer removed past its horizon is held no more);
+//   a tombstone or expired entry the peer removed past its horizon is held no more, and neither
+//   is a change the peer held a removed tombstone newer than);
 // - version order: a key's stored version on a node never goes back, across crashes too;
 // - digest: the in-memory bucket digest, and the one persisted, equal a recount of the rows.
 
@@ -196,7 +197,14 @@ export class Invariants {
           held === undefined &&
           (change.valueJson === null || change.expiresAt != null) &&
           change.version.timestamp < other.running.store.horizon;
-        if (removed) continue;
+        // Or the peer held a newer tombstone or expired entry of the key, and removed that
+        // (sim seed 53962: a put superseded by a delete the peer then removed).
+        const removedVersion = other.removedRows.get(change.key);
+        const superseded =
+          held === undefined &&
+          removedVersion !== undefined &&
+          compareVersions(removedVersion, change.version) >= 0;
+        if (removed || superseded) continue;
         if (held === undefined || compareVersions(held.version, change.version) < 0) {
           this.#fail(
             'cursor',

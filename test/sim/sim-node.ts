@@ -33,7 +33,7 @@ import { newPeer, type Peer, Supervisor } from '../../src/supervisor.ts';
 import { Resync } from '../../src/sync/resync.ts';
 import { TombstoneCollector } from '../../src/tombstones/collector.ts';
 import { RemovedMembers } from '../../src/tombstones/removed-members.ts';
-import { formatVersion } from '../../src/version.ts';
+import { compareVersions, formatVersion, type Version } from '../../src/version.ts';
 import type { Endpoint, Network } from './network.ts';
 import { type Rng, stream } from './prng.ts';
 import type { Owner, VirtualTime } from './virtual-time.ts';
@@ -122,6 +122,12 @@ export class SimNode {
    * step invariants read): a retired node's writes no other node ever held may be lost.
    */
   readonly seenVersions = new Set<string>();
+  /**
+   * Keys whose row this node removed past its tombstone horizon, with the version removed (the
+   * highest, over all its incarnations): seen as rows that were there at one read and gone at
+   * the next read after a removal.
+   */
+  readonly removedRows = new Map<string, Version>();
 
   constructor(ctx: SimContext, index: number, dataDir: string) {
     this.#ctx = ctx;
@@ -224,8 +230,16 @@ export class SimNode {
     // those past its highest seq; only removal past the horizon drops rows without one, and
     // then everything is read again.
     if (rows.maxSeq < 0 || store.rowsRemoved !== rows.removed) {
+      const before = rows.byKey;
       rows.changes = store.changesSince(0, readMax);
       rows.byKey = new Map(rows.changes.map((change) => [change.key, change]));
+      for (const [key, change] of before) {
+        if (rows.byKey.has(key)) continue;
+        const known = this.removedRows.get(key);
+        if (!known || compareVersions(change.version, known) > 0) {
+          this.removedRows.set(key, change.version);
+        }
+      }
       for (const change of rows.changes) this.seenVersions.add(formatVersion(change.version));
     } else {
       const changed = store.changesSince(rows.maxSeq, readMax);
