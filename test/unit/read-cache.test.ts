@@ -11,6 +11,7 @@ import type { KvStore } from '../../src/store/kv-store.ts';
 import { ReadCache } from '../../src/store/read-cache.ts';
 import type { Entry, Mutation } from '../../src/store/types.ts';
 import { formatVersion } from '../../src/version.ts';
+import { createRng } from '../helpers/fault-proxy.ts';
 import { applyRemote, openStore, putLocal, TempDirs } from './store-fixture.ts';
 
 const dirs = new TempDirs();
@@ -74,23 +75,11 @@ function storeView(store: KvStore, key: string): string {
   return `${formatVersion(found.version)} ${found.valueJson} ${found.expiresAt ?? null}`;
 }
 
-/** A small deterministic PRNG (mulberry32), so a failure names a replayable seed. */
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
-
 describe('the store with its cache', () => {
   test('answers what the file holds after every kind of change', () => {
     const keys = ['a', 'b', 'c', 'd', 'e', 'f'];
     for (const seed of [1, 2, 3, 4, 5]) {
-      const random = prng(seed);
+      const random = createRng(seed);
       let wall = 1_000_000;
       const store = openStore(dirs.newDir(), () => wall);
       const file = new Database(store.dbPath, { readonly: true });
