@@ -4,13 +4,9 @@
 // cutting an atomic batch across two replication requests.
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import pino from 'pino';
-import type { StorePool } from '../../src/pool.ts';
-import type { PeerClient } from '../../src/replication/peer-client.ts';
-import { PeerSender } from '../../src/replication/peer-sender.ts';
 import type { Mutation } from '../../src/store/types.ts';
 import { WriteQueue } from '../../src/store/write-queue.ts';
-import { dumpContent, openStore, putLocal, TempDirs } from './store-fixture.ts';
+import { dumpContent, openStore, putLocal, senderToFake, TempDirs } from './store-fixture.ts';
 
 const dirs = new TempDirs();
 after(() => dirs.remove());
@@ -130,22 +126,12 @@ describe('the sender and atomic batches', () => {
     const batch = Array.from({ length: 1_000 }, (_, i) => put(`batch-${i}`, '2'));
     store.applyMutations(batch, [{ start: 0, count: batch.length }]);
     const bodies: { keys: string[] }[] = [];
-    const client = {
-      url: 'http://127.0.0.1:1',
-      call: async (_method: string, _path: string, body?: string) => {
-        const parsed = JSON.parse(body!) as { entries: { key: string }[] };
-        bodies.push({ keys: parsed.entries.map((entry) => entry.key) });
-        return { json: {}, bytes: 0, headers: {} };
-      },
-    } as unknown as PeerClient;
-    store.setPeerCursor(client.url, '00000000000000aa', 0);
-    const sender = new PeerSender({
-      store,
-      pool: {} as StorePool,
-      client,
-      log: pino({ level: 'silent' }),
-      wallMs: Date.now,
-      random: () => 0.5,
+    // The cursor is read when the sender is made: set it first.
+    store.setPeerCursor('http://127.0.0.1:1', '00000000000000aa', 0);
+    const sender = senderToFake(store, async (_method, _path, body) => {
+      const parsed = JSON.parse(body!) as { entries: { key: string }[] };
+      bodies.push({ keys: parsed.entries.map((entry) => entry.key) });
+      return { json: {}, bytes: 0, headers: {} };
     });
     sender.activate('00000000000000aa');
     const deadline = Date.now() + 5_000;

@@ -5,12 +5,9 @@
 // the peer then refused it for good as older than its horizon).
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import pino from 'pino';
-import type { StorePool } from '../../src/pool.ts';
-import type { PeerClient } from '../../src/replication/peer-client.ts';
-import { PeerSender } from '../../src/replication/peer-sender.ts';
+import type { PeerSender } from '../../src/replication/peer-sender.ts';
 import { PeerCallError } from '../../src/replication/peer-transport.ts';
-import { openStore, putLocal, TempDirs } from './store-fixture.ts';
+import { openStore, putLocal, senderToFake, TempDirs } from './store-fixture.ts';
 
 const dirs = new TempDirs();
 after(() => dirs.remove());
@@ -18,23 +15,12 @@ after(() => dirs.remove());
 const PEER = '00000000000000aa';
 
 function senderFor(store: ReturnType<typeof openStore>, refuse: string): PeerSender {
-  const client = {
-    url: 'http://127.0.0.1:1',
-    call: async (_method: string, _path: string, body?: string) => {
-      const parsed = JSON.parse(body!) as { entries: { key: string }[] };
-      if (parsed.entries.some((entry) => entry.key === refuse)) {
-        throw new PeerCallError('POST /replicate answered 400', { status: 400 });
-      }
-      return { json: {}, bytes: 0, headers: {} };
-    },
-  } as unknown as PeerClient;
-  return new PeerSender({
-    store,
-    pool: {} as StorePool,
-    client,
-    log: pino({ level: 'silent' }),
-    wallMs: Date.now,
-    random: () => 0.5,
+  return senderToFake(store, async (_method, _path, body) => {
+    const parsed = JSON.parse(body!) as { entries: { key: string }[] };
+    if (parsed.entries.some((entry) => entry.key === refuse)) {
+      throw new PeerCallError('POST /replicate answered 400', { status: 400 });
+    }
+    return { json: {}, bytes: 0, headers: {} };
   });
 }
 

@@ -2,7 +2,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pino from 'pino';
 import { HybridClock, type WallClock } from '../../src/clock.ts';
+import type { StorePool } from '../../src/pool.ts';
+import type { PeerClient } from '../../src/replication/peer-client.ts';
+import { PeerSender } from '../../src/replication/peer-sender.ts';
 import { KvStore } from '../../src/store/kv-store.ts';
 import type { Entry, MutationResult } from '../../src/store/types.ts';
 import { formatVersion } from '../../src/version.ts';
@@ -46,4 +50,20 @@ export function dumpContent(store: KvStore): string[] {
   return rows
     .map((row) => `${JSON.stringify(row.key)} ${formatVersion(row.version)} ${row.valueJson}`)
     .sort();
+}
+
+/** What a fake peer answers a sender's call with (or throws). */
+export type FakeCall = (method: string, path: string, body?: string) => Promise<unknown>;
+
+/** A sender over `store` toward a fake peer at http://127.0.0.1:1 that answers with `call`. */
+export function senderToFake(store: KvStore, call: FakeCall): PeerSender {
+  const client = { url: 'http://127.0.0.1:1', call } as unknown as PeerClient;
+  return new PeerSender({
+    store,
+    pool: {} as StorePool,
+    client,
+    log: pino({ level: 'silent' }),
+    wallMs: Date.now,
+    random: () => 0.5,
+  });
 }
