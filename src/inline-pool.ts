@@ -5,7 +5,11 @@
  * every step must happen in an order the seed decides, and for tests that want
  * the logic without threads. The node itself always uses the worker pool.
  */
-import runTask, { type RowsResult, type ScanDigestResult } from '../workers/store-tasks.ts';
+import runTask, {
+  type CheckpointResult,
+  type RowsResult,
+  type ScanDigestResult,
+} from '../workers/store-tasks.ts';
 import type { StorePool } from './pool.ts';
 
 export function createInlineStorePool(): StorePool {
@@ -22,6 +26,7 @@ export function createInlineStorePool(): StorePool {
     rows: (task) => run<RowsResult>(task),
     rowsForPeer: (task) => run<RowsResult>(task),
     scanDigest: (dbPath) => run<ScanDigestResult>({ kind: 'scan-digest', dbPath }),
+    checkpoint: (dbPath) => run<CheckpointResult>({ kind: 'checkpoint', dbPath }),
     peerTasks: 0,
     queuedTasks: 0,
     threads: 0,

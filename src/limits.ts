@@ -57,6 +57,14 @@ export const limits = {
    * of all of them, and the longest value held (a larger one is always read from SQLite).
    */
   readCache: { entriesMax: 16_384, valueCharsMax: 8 * MiB, entryValueCharsMax: 64 * KiB },
+  /**
+   * WAL checkpoints (src/store/checkpointer.ts): at most one per this many ms, in the pool;
+   * from this many WAL pages on, one holds the write queue's commits (for at most
+   * checkpointHoldMsMax) so the WAL can rewind.
+   */
+  checkpointIntervalMs: 100,
+  checkpointTailFrames: 4_096,
+  checkpointHoldMsMax: 50,
   /** Mutations waiting for the writer; past this, writes get 503. */
   writeQueueMutationsMax: 100_000,
   /** Mutations committed in one SQLite transaction before yielding. */

@@ -35,6 +35,7 @@ import { nodeRuntime } from './runtime.ts';
 import { Authorizer } from './security/authorizer.ts';
 import { loadSecurity } from './security/load-security.ts';
 import { loadTls, peerConnector, serverTlsOptions, type TlsMaterial } from './security/tls.ts';
+import { Checkpointer } from './store/checkpointer.ts';
 import { copyInWorker } from './store/copy-in-worker.ts';
 import { ExpirySweeper } from './store/expiry-sweeper.ts';
 import { KvStore } from './store/kv-store.ts';
@@ -56,6 +57,7 @@ export class PeerkvNode {
   readonly store: KvStore;
   readonly writes: WriteQueue;
   readonly pool: StorePool;
+  readonly checkpointer: Checkpointer;
   /** The peers this node replicates with: the other members (changes as members join and leave). */
   readonly peers: Peer[];
   readonly members: ClusterMembers;
@@ -106,6 +108,9 @@ export class PeerkvNode {
       config.sync,
       this.clock,
       log.child({ component: 'store' }),
+      // Off the event loop: the checkpointer copies the WAL into the file, and the write
+      // queue's commits are flushed on libuv's pool before they are answered.
+      { autoCheckpoint: false, flushOffThread: true },
     );
     const metrics = new Metrics(this.store.nodeId);
     this.#metrics = metrics;
@@ -155,6 +160,16 @@ export class PeerkvNode {
       log: log.child({ component: 'backup' }),
     });
     this.pool = createStorePool(undefined, (kind, ms) => metrics.observePoolTask(kind, ms / 1000));
+    this.checkpointer = new Checkpointer(this.store, this.pool, {
+      intervalMs: limits.checkpointIntervalMs,
+      tailFrames: limits.checkpointTailFrames,
+      holdWrites: () => this.writes.hold(),
+      holdMsMax: limits.checkpointHoldMsMax,
+      onCheckpoint: (thread, result, ms) =>
+        metrics.observeCheckpoint(thread, result.walFrames, ms / 1000),
+      log: log.child({ component: 'checkpoint' }),
+      runtime: nodeRuntime,
+    });
     this.peers = [];
     this.members = new ClusterMembers({
       store: this.store,
@@ -310,6 +325,7 @@ export class PeerkvNode {
     node.members.start();
     node.sweeper.start();
     node.tombstones.start();
+    node.checkpointer.start();
     node.#scrub();
     node.#warnIfOpen();
     log.info(
@@ -352,6 +368,7 @@ export class PeerkvNode {
     await this.writes.close();
     for (const peer of this.peers) peer.sender.stop();
     await Promise.all(this.peers.map((peer) => peer.client.close()));
+    await this.checkpointer.close();
     await this.pool.close();
     await this.snapshots.close();
     this.store.close();

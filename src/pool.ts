@@ -13,12 +13,17 @@
  */
 import assert from 'node:assert/strict';
 import { Piscina } from 'piscina';
-import type { RowsResult, ScanDigestResult, StoreTask } from '../workers/store-tasks.ts';
+import type {
+  CheckpointResult,
+  RowsResult,
+  ScanDigestResult,
+  StoreTask,
+} from '../workers/store-tasks.ts';
 import { codeUrl, loaderExecArgv, runsFromSources } from './code-location.ts';
 import { PeerkvError } from './errors.ts';
 import { limits } from './limits.ts';
 
-type RowsTask = Exclude<StoreTask, { kind: 'scan-digest' }>;
+type RowsTask = Extract<StoreTask, { kind: 'bucket-rows' | 'change-range' }>;
 
 export interface StorePool {
   /** The node's own work. */
@@ -26,6 +31,8 @@ export interface StorePool {
   /** Work for a peer's request, within the peers' share of the pool. */
   rowsForPeer(task: RowsTask): Promise<RowsResult>;
   scanDigest(dbPath: string): Promise<ScanDigestResult>;
+  /** A PASSIVE checkpoint of the file's WAL, on a connection of its own. */
+  checkpoint(dbPath: string): Promise<CheckpointResult>;
   /** Peer tasks queued or running. */
   readonly peerTasks: number;
   /** Tasks waiting for a thread, and threads running (for metrics). */
@@ -85,6 +92,7 @@ export function createStorePool(
       }
     },
     scanDigest: (dbPath) => run<ScanDigestResult>({ kind: 'scan-digest', dbPath }),
+    checkpoint: (dbPath) => run<CheckpointResult>({ kind: 'checkpoint', dbPath }),
     get peerTasks() {
       return peerTasks;
     },

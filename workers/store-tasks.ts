@@ -2,15 +2,19 @@
  * Pool tasks over a node's SQLite file, opened read-only (WAL lets them read
  * beside the writer): the O(N) work that must not run on the event loop.
  * Each task opens its own connection, reads one consistent snapshot, and
- * returns plain data; nothing is shared between tasks.
+ * returns plain data; nothing is shared between tasks. The one task that
+ * writes is the WAL checkpoint (src/store/checkpointer.ts): it copies pages
+ * the WAL gathered into the database file, which changes no row.
  */
 import Database from 'better-sqlite3';
+import { type CheckpointResult, checkpointWal } from '../src/store/checkpointer.ts';
 import { addHash, BUCKETS, entryHash } from '../src/store/digest.ts';
 import { rowJson } from '../src/store/wire.ts';
 import { formatVersion } from '../src/version.ts';
 
 export type StoreTask =
   | { readonly kind: 'scan-digest'; readonly dbPath: string }
+  | { readonly kind: 'checkpoint'; readonly dbPath: string }
   | {
       readonly kind: 'bucket-rows';
       readonly dbPath: string;
@@ -29,6 +33,8 @@ export type StoreTask =
       readonly rowsMax: number;
       readonly bytesMax: number;
     };
+
+export type { CheckpointResult };
 
 export interface BucketCursor {
   readonly bucket: number;
@@ -60,7 +66,18 @@ export interface RowsResult {
   readonly lastSeq: number;
 }
 
-export default function run(task: StoreTask): ScanDigestResult | RowsResult {
+export default function run(task: StoreTask): ScanDigestResult | RowsResult | CheckpointResult {
+  if (task.kind === 'checkpoint') {
+    // Read-write (a checkpoint writes the database file), and FULL so the WAL is
+    // fsynced before its pages are copied and the file after: no lock wait at all.
+    const db = new Database(task.dbPath, { fileMustExist: true, timeout: 0 });
+    try {
+      db.pragma('synchronous = FULL');
+      return checkpointWal(db);
+    } finally {
+      db.close();
+    }
+  }
   const db = new Database(task.dbPath, { readonly: true, fileMustExist: true });
   try {
     db.pragma('query_only = ON');

@@ -35,9 +35,10 @@ export function sendError(res: ServerResponse, error: unknown, log: Logger): voi
   if (!known) log.error({ err: error }, 'request failed');
   // A shed request (503) is expected under load: one line per request at debug, no stack.
   else if (known.status === 503) log.debug({ code: known.code }, 'request shed');
-  // A full disk is logged once by the store, not once per refused write.
-  else if (known.code === 'STORAGE_FULL') log.debug({ code: known.code }, 'write refused');
-  else if (known.status >= 500) log.warn({ code: known.code, err: known }, 'request refused');
+  // A full or failed disk is logged once by the store, not once per refused write.
+  else if (known.code === 'STORAGE_FULL' || known.code === 'STORAGE_FAILED') {
+    log.debug({ code: known.code }, 'write refused');
+  } else if (known.status >= 500) log.warn({ code: known.code, err: known }, 'request refused');
   const failure = known ?? new PeerkvError('INTERNAL', 'internal error');
   const body = JSON.stringify({ error: failure.message, code: failure.code, ...failure.details });
   const closing = failure.headers.Connection === 'close';

@@ -32,7 +32,7 @@ export interface HttpMetrics {
 const RESYNC_TRIGGERS = ['new-peer', 'recovered', 'anti-entropy', 'refused'] as const;
 const RESYNC_RESULTS = ['equal', 'synced', 'deferred', 'failed'] as const;
 /** The worker-pool task kinds (workers/store-tasks.ts), exported at zero from the start. */
-const POOL_TASKS = ['scan-digest', 'bucket-rows', 'change-range'] as const;
+const POOL_TASKS = ['scan-digest', 'bucket-rows', 'change-range', 'checkpoint'] as const;
 
 /** One resync's outcome, for the resync metrics. */
 export interface ResyncOutcome {
@@ -108,6 +108,8 @@ export class Metrics implements HttpMetrics {
   readonly #resyncBytes: Counter<'direction'>;
   readonly #resyncSeconds: Histogram<'result'>;
   readonly #poolTaskSeconds: Histogram<'task'>;
+  readonly #checkpointSeconds: Histogram<'thread'>;
+  readonly #walFrames: Gauge;
 
   constructor(nodeId: string) {
     const registers = [this.registry];
@@ -205,6 +207,24 @@ export class Metrics implements HttpMetrics {
       registers,
     });
     for (const task of POOL_TASKS) this.#poolTaskSeconds.zero({ task });
+    this.#checkpointSeconds = new Histogram({
+      name: 'peerkv_wal_checkpoint_duration_seconds',
+      help: "WAL checkpoints by the thread they ran on: a pool worker, or the node's own (its event loop)",
+      labelNames: ['thread'],
+      buckets: SECONDS_BUCKETS,
+      registers,
+    });
+    for (const thread of ['pool', 'node']) this.#checkpointSeconds.zero({ thread });
+    this.#walFrames = new Gauge({
+      name: 'peerkv_wal_frames',
+      help: 'Pages in the write-ahead log at the last checkpoint',
+      registers,
+    });
+  }
+
+  observeCheckpoint(thread: 'pool' | 'node', walFrames: number, seconds: number): void {
+    this.#checkpointSeconds.observe({ thread }, seconds);
+    this.#walFrames.set(walFrames);
   }
 
   observeRequest(route: string, method: string, status: number, seconds: number): void {

@@ -14,10 +14,11 @@ import { type HybridClock, timestampToMs } from '../clock.ts';
 import { isStorageFull, storageFull } from '../errors.ts';
 import { limits } from '../limits.ts';
 import { compareVersions, formatVersion, type Version } from '../version.ts';
+import { type CheckpointResult, checkpointWal } from './checkpointer.ts';
 import { BucketDigest, bucketOf, entryHash, valueDigest } from './digest.ts';
 import { isLive } from './expiry.ts';
 import { compareMergeOrder } from './merge-order.ts';
-import { databasePath, openDatabase, type SyncLevel } from './open-database.ts';
+import { databasePath, type OpenOptions, openDatabase, type SyncLevel } from './open-database.ts';
 import { ReadCache } from './read-cache.ts';
 import type {
   AtomicGroup,
@@ -28,6 +29,7 @@ import type {
   Mutation,
   MutationResult,
 } from './types.ts';
+import { WalSync } from './wal-sync.ts';
 
 interface StoredRow {
   key: string;
@@ -89,12 +91,28 @@ export class KvStore {
   readonly #log: Logger | undefined;
   /** Entries point reads found lately; every statement that changes a row forgets its key. */
   readonly #cache = new ReadCache(limits.readCache);
+  /** Set when the write queue's commits are flushed off the event loop (see flushed()). */
+  #walSync: WalSync | null = null;
 
-  constructor(dataDir: string, sync: SyncLevel, clock: HybridClock, log?: Logger) {
+  constructor(
+    dataDir: string,
+    sync: SyncLevel,
+    clock: HybridClock,
+    log?: Logger,
+    openOptions?: OpenOptions,
+  ) {
     this.#log = log;
-    this.#db = openDatabase(dataDir, sync);
+    this.#db = openDatabase(dataDir, sync, openOptions);
     this.dbPath = databasePath(dataDir);
     this.#statements = prepareStatements(this.#db);
+    if (sync === 'full' && openOptions?.flushOffThread === true) {
+      this.#walSync = new WalSync(`${this.dbPath}-wal`, undefined, (error) =>
+        this.#log?.error(
+          { err: error.cause },
+          'the WAL flush failed: writes refused (500) until the node is restarted',
+        ),
+      );
+    }
     this.nodeId = this.#statements.metaGet.get('node_id') as string;
     this.#seq = this.#seqHigh();
     this.#clock = clock;
@@ -155,6 +173,35 @@ export class KvStore {
    */
   get horizon(): number {
     return this.#horizon;
+  }
+
+  /** Rows this connection inserted, changed or deleted since it opened: moves with every write. */
+  changesMade(): number {
+    return this.#statements.totalChanges.get() as number;
+  }
+
+  /**
+   * After applyMutations: resolves once what it committed is on disk, or null
+   * when it already is (its commit fsynced, or `--sync normal` does not wait).
+   * Rejects with STORAGE_FAILED, for good, once a flush has failed.
+   */
+  flushed(): Promise<void> | null {
+    return this.#walSync?.flushed() ?? null;
+  }
+
+  /** The connection's SQLite synchronous level now (1 NORMAL, 2 FULL). */
+  syncLevel(): number {
+    return this.#db.pragma('synchronous', { simple: true }) as number;
+  }
+
+  /** WAL flushes started off the event loop (0 when commits fsync themselves). */
+  get walFlushes(): number {
+    return this.#walSync?.flushes ?? 0;
+  }
+
+  /** A PASSIVE checkpoint on the node's own connection (see src/store/checkpointer.ts). */
+  checkpoint(): CheckpointResult {
+    return checkpointWal(this.#db);
   }
 
   /** Rows holding a value (an expired one not yet swept counts), counted over the live-key index. */
@@ -490,6 +537,10 @@ export class KvStore {
       this.#statements.metaSet.run('clock_borrowed', this.#clock.borrowed);
       return results;
     });
+    // Flushed by the caller (flushed()), once a flush failed, not at all: nothing more is written.
+    const walSync = this.#walSync;
+    if (walSync?.failure) throw walSync.failure;
+    if (walSync) this.#statements.syncNormal.run();
     try {
       const results = run();
       this.#clearStorageError();
@@ -501,6 +552,8 @@ export class KvStore {
         throw storageFull(error);
       }
       throw error;
+    } finally {
+      if (walSync) this.#statements.syncFull.run();
     }
   }
 
@@ -771,6 +824,9 @@ function prepareStatements(db: Database.Database) {
     metaSet: db.prepare('INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)'),
     metaDrop: db.prepare('DELETE FROM meta WHERE name = ?'),
     seqMax: db.prepare('SELECT max(seq) FROM kv').pluck(),
+    totalChanges: db.prepare('SELECT total_changes()').pluck(),
+    syncNormal: db.prepare('PRAGMA synchronous = NORMAL'),
+    syncFull: db.prepare('PRAGMA synchronous = FULL'),
     get: db.prepare(`SELECT ${ROW} FROM kv WHERE key = ?`),
     mergeGet: db.prepare(
       'SELECT ts, node, hash, bucket, value IS NOT NULL AS live, expires FROM kv WHERE key = ?',

@@ -90,12 +90,33 @@ export function databasePath(dataDir: string): string {
   return join(dataDir, DATABASE_FILE);
 }
 
-export function openDatabase(dataDir: string, sync: SyncLevel): Database.Database {
+export interface OpenOptions {
+  /**
+   * False: this connection never checkpoints the WAL by itself (SQLite's
+   * automatic checkpoint after a commit is off); the caller does, off the event
+   * loop (src/store/checkpointer.ts). Default true.
+   */
+  readonly autoCheckpoint?: boolean;
+  /**
+   * With `--sync full`: the write queue's commits do not fsync on the calling
+   * thread; `KvStore.flushed()` flushes the WAL on libuv's pool before their
+   * writes are answered (src/store/wal-sync.ts). Every other transaction still
+   * fsyncs as it commits. Default false.
+   */
+  readonly flushOffThread?: boolean;
+}
+
+export function openDatabase(
+  dataDir: string,
+  sync: SyncLevel,
+  options: OpenOptions = {},
+): Database.Database {
   mkdirSync(dataDir, { recursive: true });
   const db = new Database(databasePath(dataDir));
   db.pragma('journal_mode = WAL');
   db.pragma(`synchronous = ${sync === 'full' ? 'FULL' : 'NORMAL'}`);
   db.pragma('busy_timeout = 5000');
+  if (options.autoCheckpoint === false) db.pragma('wal_autocheckpoint = 0');
   db.pragma('cache_size = -32768');
   db.exec(SCHEMA);
   migrate(db);

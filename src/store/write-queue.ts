@@ -16,6 +16,8 @@ import type { AtomicGroup, Mutation, MutationResult } from './types.ts';
 
 export interface MutationApplier {
   applyMutations(mutations: readonly Mutation[], groups?: readonly AtomicGroup[]): MutationResult[];
+  /** After a commit: resolves when it is on disk; null when it already is (see KvStore.flushed). */
+  flushed?(): Promise<void> | null;
 }
 
 export interface SubmitOptions {
@@ -52,6 +54,10 @@ export class WriteQueue {
   #scheduled = false;
   #closed = false;
   #commits = 0;
+  /** Holds on commits (see hold()). */
+  #holds = 0;
+  /** The last commit still waiting for its flush (resolves, never rejects). */
+  #flushing: Promise<void> | null = null;
 
   constructor(store: MutationApplier, options: WriteQueueOptions) {
     this.#store = store;
@@ -92,10 +98,27 @@ export class WriteQueue {
     });
   }
 
+  /**
+   * Commits nothing until the returned release is called; writes queue up
+   * meanwhile (within queuedMutationsMax) and commit together after. For a
+   * checkpoint that must see the WAL still (src/store/checkpointer.ts).
+   */
+  hold(): () => void {
+    this.#holds += 1;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.#holds -= 1;
+      if (this.#holds === 0 && this.#jobs.length > 0) this.#schedule();
+    };
+  }
+
   /** Commits everything still queued, then refuses new work. */
   async close(): Promise<void> {
     this.#closed = true;
     while (this.#jobs.length > 0) this.#flush();
+    await this.#flushing;
   }
 
   #schedule(): void {
@@ -103,6 +126,7 @@ export class WriteQueue {
     this.#scheduled = true;
     this.#runtime.setImmediate(() => {
       this.#scheduled = false;
+      if (this.#holds > 0) return;
       this.#flush();
       if (this.#jobs.length > 0) this.#schedule();
     });
@@ -139,11 +163,26 @@ export class WriteQueue {
     }
     assert.equal(results.length, batch.length, 'one result per mutation');
     this.#commits += 1;
-    let offset = 0;
-    for (const job of owners) {
-      job.resolve(results.slice(offset, offset + job.mutations.length));
-      offset += job.mutations.length;
+    const answer = (error?: unknown): void => {
+      let offset = 0;
+      for (const job of owners) {
+        if (error === undefined) job.resolve(results.slice(offset, offset + job.mutations.length));
+        else job.reject(error);
+        offset += job.mutations.length;
+      }
+      // The rows are committed either way: what counts and tells about them goes on.
+      this.#options.onCommit?.(results, batch, this.#runtime.monoMs() - startedMonoMs);
+    };
+    const flushed = this.#store.flushed?.() ?? null;
+    if (flushed === null) {
+      answer();
+      return;
     }
-    this.#options.onCommit?.(results, batch, this.#runtime.monoMs() - startedMonoMs);
+    // Answered when on disk; flushes settle in commit order, so answers keep it too.
+    const settled = flushed.then(() => answer(), answer);
+    this.#flushing = settled;
+    void settled.then(() => {
+      if (this.#flushing === settled) this.#flushing = null;
+    });
   }
 }

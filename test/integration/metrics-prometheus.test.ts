@@ -160,6 +160,21 @@ describe('Prometheus metrics of a 3-node cluster', () => {
     assert.match(text, /^peerkv_read_cache_lookups_total\{result="miss"\} [1-9]/m);
   });
 
+  test('WAL checkpoints run in the pool, not on the event loop, after writes', async () => {
+    let text = '';
+    await waitFor(
+      async () => {
+        text = (await getJson(`${cluster.node(0).url}/metrics`, { headers: admin })).text;
+        return /^peerkv_wal_checkpoint_duration_seconds_count\{thread="pool"\} [1-9]/m.test(text);
+      },
+      { timeoutMs: 10_000, message: 'node 0 checkpointed in the pool' },
+    );
+    // 21 small writes never fill the WAL to the tail the node copies itself.
+    assert.match(text, /^peerkv_wal_checkpoint_duration_seconds_count\{thread="node"\} 0$/m);
+    assert.match(text, /^peerkv_wal_frames \d+$/m);
+    assert.match(text, /^peerkv_pool_task_duration_seconds_count\{task="checkpoint"\} [1-9]/m);
+  });
+
   test('promtool check metrics accepts the text', { skip: promtoolMissing }, () => {
     const check = spawnSync('promtool', ['check', 'metrics'], {
       input: metricsText,

@@ -243,3 +243,94 @@ describe('WriteQueue close', () => {
     assert.deepEqual(resultKeys(await fine), ['ok']);
   });
 });
+
+/** An applier whose commits are on disk only when the test says so (KvStore.flushed()). */
+class FlushingApplier extends FakeApplier {
+  readonly flushes: { resolve(): void; reject(error: unknown): void }[] = [];
+
+  flushed(): Promise<void> {
+    return new Promise((resolve, reject) => this.flushes.push({ resolve, reject }));
+  }
+}
+
+describe('WriteQueue with commits flushed off the event loop', () => {
+  test('a write is answered, and onCommit told, only once its commit is flushed, in commit order', async () => {
+    const applier = new FlushingApplier();
+    const told: string[][] = [];
+    const queue = new WriteQueue(applier, {
+      commitMutationsMax: 1,
+      queuedMutationsMax: 100,
+      onCommit: (_results, mutations) => told.push(mutations.map(keyOf)),
+    });
+    const answered: string[] = [];
+    const first = queue.submit(puts('a')).then((results) => answered.push(...resultKeys(results)));
+    const second = queue.submit(puts('b')).then((results) => answered.push(...resultKeys(results)));
+    while (applier.transactions.length < 2) await nextTurn();
+    assert.deepEqual(answered, [], 'committed, not yet on disk: nobody is answered');
+    assert.deepEqual(told, []);
+    applier.flushes[0]!.resolve();
+    await first;
+    assert.deepEqual(answered, ['a']);
+    applier.flushes[1]!.resolve();
+    await second;
+    assert.deepEqual(answered, ['a', 'b']);
+    assert.deepEqual(told, [['a'], ['b']]);
+  });
+
+  test('a failed flush fails the writes it covered; close() waits for the flush', async () => {
+    const applier = new FlushingApplier();
+    let told = 0;
+    const queue = new WriteQueue(applier, {
+      commitMutationsMax: 100,
+      queuedMutationsMax: 100,
+      onCommit: () => {
+        told += 1;
+      },
+    });
+    const failing = queue.submit(puts('a', 'b'));
+    while (applier.flushes.length < 1) await nextTurn();
+    applier.flushes[0]!.reject(new Error('EIO'));
+    await assert.rejects(failing, /EIO/);
+    assert.equal(told, 1, 'the rows are committed: onCommit still hears of them');
+    const pending = queue.submit(puts('c'));
+    while (applier.flushes.length < 2) await nextTurn();
+    let closed = false;
+    const closing = queue.close().then(() => {
+      closed = true;
+    });
+    await nextTurn();
+    assert.equal(closed, false, 'close() waits for the last flush');
+    applier.flushes[1]!.resolve();
+    await closing;
+    assert.deepEqual(resultKeys(await pending), ['c']);
+  });
+});
+
+describe('WriteQueue hold', () => {
+  test('commits nothing while held, then commits what queued in one transaction', async () => {
+    const applier = new FakeApplier();
+    const queue = newQueue(applier);
+    const release = queue.hold();
+    const writes = [queue.submit(puts('a')), queue.submit(puts('b')), queue.submit(puts('c'))];
+    for (let turn = 0; turn < 5; turn += 1) await nextTurn();
+    assert.deepEqual(applier.transactions, [], 'held: nothing committed');
+    release();
+    release(); // a second call is a no-op
+    await Promise.all(writes);
+    assert.deepEqual(applier.transactions, [['a', 'b', 'c']]);
+  });
+
+  test('two holds: commits wait for both', async () => {
+    const applier = new FakeApplier();
+    const queue = newQueue(applier);
+    const first = queue.hold();
+    const second = queue.hold();
+    const write = queue.submit(puts('a'));
+    first();
+    for (let turn = 0; turn < 3; turn += 1) await nextTurn();
+    assert.deepEqual(applier.transactions, []);
+    second();
+    await write;
+    assert.deepEqual(applier.transactions, [['a']]);
+  });
+});
