@@ -95,6 +95,12 @@ export class Checkpointer {
   #changesSeen = -1;
   /** Frames in the WAL at the last checkpoint. */
   #walFrames = 0;
+  /**
+   * The WAL length the next hold waits for: tailFrames, or more after a hold that
+   * could not copy everything (a reader's snapshot pins frames): holding again at
+   * once would only stall writes until it ends.
+   */
+  #holdAtFrames: number;
   /** The last checkpoint copied every frame the WAL held. */
   #settled = false;
   #poolFailed = false;
@@ -106,6 +112,7 @@ export class Checkpointer {
     this.#pool = pool;
     this.#options = options;
     this.#runtime = options.runtime ?? nodeRuntime;
+    this.#holdAtFrames = options.tailFrames;
   }
 
   start(): void {
@@ -141,7 +148,7 @@ export class Checkpointer {
     const tailFrames = this.#options.tailFrames;
     // A long WAL: hold the node's commits, so this one copies every frame and the next write
     // rewinds the WAL. Writes wait for it (a few ms); the event loop does not.
-    const release = this.#walFrames >= tailFrames ? this.#holdWrites() : null;
+    const release = this.#walFrames >= this.#holdAtFrames ? this.#holdWrites() : null;
     try {
       let result = await this.#inPool();
       if (this.#closed) return;
@@ -157,11 +164,14 @@ export class Checkpointer {
       }
       this.#walFrames = result.walFrames;
       this.#settled = !result.busy && result.checkpointedFrames >= result.walFrames;
+      if (this.#settled) this.#holdAtFrames = tailFrames;
+      else if (release) this.#holdAtFrames = result.walFrames + tailFrames;
       this.#failing = false;
     } catch (error) {
       // A failed checkpoint (a full disk: the file cannot grow) copies part or none of the WAL
       // and loses nothing; the next round tries again.
       this.#settled = false;
+      if (release) this.#holdAtFrames = this.#walFrames + tailFrames;
       if (!this.#failing) {
         this.#options.log?.warn({ err: error }, 'checkpoint failed; tried again every round');
       }

@@ -25,6 +25,8 @@ class FakeStore implements CheckpointStore {
   frames = 0;
   nodeCheckpoints = 0;
   diskFull = false;
+  /** Frames the node's checkpoint cannot copy (a reader's snapshot pins them). */
+  pinned = 0;
 
   changesMade(): number {
     return this.changes;
@@ -34,7 +36,7 @@ class FakeStore implements CheckpointStore {
     this.nodeCheckpoints += 1;
     if (this.diskFull)
       throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
-    return { busy: false, walFrames: this.frames, checkpointedFrames: this.frames };
+    return { busy: false, walFrames: this.frames, checkpointedFrames: this.frames - this.pinned };
   }
 }
 
@@ -200,6 +202,43 @@ describe('Checkpointer', () => {
     await running;
     assert.equal(released, 2, 'released once');
     assert.equal(store.nodeCheckpoints, 1, 'frames left despite the hold: the node copies them');
+  });
+
+  it('after a hold that could not copy everything (a reader pins frames), holds again only when the WAL grew by tailFrames', async () => {
+    let holds = 0;
+    const { store, pool, checkpointer } = checkpointerOver(1_000, () => {
+      holds += 1;
+      return () => {};
+    });
+    store.frames = 1_500;
+    store.changes = 1;
+    await checkpointer.round(); // learns the WAL length
+    pool.left = 700;
+    store.pinned = 700; // the node's copy of the rest cannot take them either
+    store.changes = 2;
+    await checkpointer.round();
+    assert.equal(holds, 1);
+    for (let change = 3; change < 8; change += 1) {
+      store.changes = change;
+      store.frames += 100;
+      await checkpointer.round();
+    }
+    assert.equal(holds, 1, 'the WAL grew by 500 frames only: no hold');
+    store.frames = 2_600;
+    store.changes = 9;
+    await checkpointer.round(); // learns the length: 2,600
+    assert.equal(holds, 1);
+    store.changes = 10;
+    await checkpointer.round();
+    assert.equal(holds, 2, 'grown by tailFrames: held again');
+    pool.left = 0;
+    store.pinned = 0;
+    store.changes = 11;
+    await checkpointer.round();
+    store.frames = 1_200;
+    store.changes = 12;
+    await checkpointer.round();
+    assert.equal(holds, 3, 'once settled (without a hold), a WAL of tailFrames is held again');
   });
 
   it('runs one checkpoint at a time, and close() waits for it', async () => {
