@@ -540,7 +540,8 @@ export class KvStore {
     // Flushed by the caller (flushed()), once a flush failed, not at all: nothing more is written.
     const walSync = this.#walSync;
     if (walSync?.failure) throw walSync.failure;
-    if (walSync) this.#statements.syncNormal.run();
+    // A pragma takes effect when prepared (running a prepared one again does nothing).
+    if (walSync) this.#db.pragma('synchronous = NORMAL');
     try {
       const results = run();
       this.#clearStorageError();
@@ -553,7 +554,7 @@ export class KvStore {
       }
       throw error;
     } finally {
-      if (walSync) this.#statements.syncFull.run();
+      if (walSync) this.#db.pragma('synchronous = FULL');
     }
   }
 
@@ -825,8 +826,6 @@ function prepareStatements(db: Database.Database) {
     metaDrop: db.prepare('DELETE FROM meta WHERE name = ?'),
     seqMax: db.prepare('SELECT max(seq) FROM kv').pluck(),
     totalChanges: db.prepare('SELECT total_changes()').pluck(),
-    syncNormal: db.prepare('PRAGMA synchronous = NORMAL'),
-    syncFull: db.prepare('PRAGMA synchronous = FULL'),
     get: db.prepare(`SELECT ${ROW} FROM kv WHERE key = ?`),
     mergeGet: db.prepare(
       'SELECT ts, node, hash, bucket, value IS NOT NULL AS live, expires FROM kv WHERE key = ?',

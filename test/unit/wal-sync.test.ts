@@ -1,6 +1,7 @@
 // WalSync: the off-loop WAL flush of `--sync full` coalesces, keeps commit order, and a failure is final.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -102,5 +103,61 @@ describe('KvStore with commits flushed off the event loop', () => {
     inline.applyMutations([{ kind: 'local', key: 'a', valueJson: '1' }]);
     assert.equal(inline.flushed(), null, 'without the option the commit fsynced itself');
     inline.close();
+  });
+});
+
+const straceMissing = spawnSync('strace', ['-V']).status !== 0 ? 'strace is not installed' : false;
+
+describe('the commits, seen from the kernel', { skip: straceMissing }, () => {
+  /** fsync and fdatasync calls between the helper's markers, by the thread that made them. */
+  function syscallsOfCommits(mode: 'off-thread' | 'inline') {
+    const trace = join(root, `trace-${mode}.txt`);
+    const helper = join(import.meta.dirname, '..', 'helpers', 'commit-syscalls.ts');
+    const child = spawnSync(
+      'strace',
+      [
+        '-f',
+        '-e',
+        'trace=fsync,fdatasync,write',
+        '-o',
+        trace,
+        process.execPath,
+        '--import',
+        'tsx',
+        helper,
+        join(root, `commits-${mode}`),
+        mode,
+      ],
+      { encoding: 'utf8' },
+    );
+    assert.equal(child.status, 0, child.stderr);
+    const lines = readFileSync(trace, 'utf8').split('\n');
+    const begin = lines.findIndex((line) => line.includes('COMMITS-BEGIN'));
+    const end = lines.findIndex((line) => line.includes('COMMITS-END'));
+    assert.ok(begin >= 0 && end > begin, 'the markers are in the trace');
+    const mainPid = lines[begin]!.split(/\s+/)[0];
+    const calls = lines.slice(begin, end);
+    const count = (name: string, onMain: boolean) =>
+      calls.filter(
+        (line) => line.includes(`${name}(`) && (line.split(/\s+/)[0] === mainPid) === onMain,
+      ).length;
+    return {
+      fsyncOnLoop: count('fsync', true),
+      fdatasyncOnLoop: count('fdatasync', true),
+      fdatasyncOffLoop: count('fdatasync', false),
+    };
+  }
+
+  test('off the event loop: no fsync on the committing thread, an fdatasync per commit on the pool', () => {
+    const seen = syscallsOfCommits('off-thread');
+    assert.equal(seen.fsyncOnLoop, 0, JSON.stringify(seen));
+    assert.equal(seen.fdatasyncOnLoop, 0, JSON.stringify(seen));
+    assert.ok(seen.fdatasyncOffLoop >= 20, JSON.stringify(seen));
+  });
+
+  test('the control: without it, SQLite fsyncs the WAL on the committing thread at every commit', () => {
+    const seen = syscallsOfCommits('inline');
+    assert.ok(seen.fsyncOnLoop >= 20, JSON.stringify(seen));
+    assert.equal(seen.fdatasyncOffLoop, 0, JSON.stringify(seen));
   });
 });
