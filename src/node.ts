@@ -358,12 +358,16 @@ export class PeerkvNode {
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     this.#server.closeIdleConnections();
     this.#http.closeWaitingConnections();
+    // A request in flight now leaves its keep-alive connection idle once answered, which
+    // close() alone would leave open until the client or keepAliveTimeout (5 s) ends it.
+    const idleSweep = setInterval(() => this.#server.closeIdleConnections(), 20);
     const grace = setTimeout(() => this.#server.closeAllConnections(), limits.shutdownGraceMs);
     await this.supervisor.stop();
     await this.members.stop();
     await this.sweeper.stop();
     this.tombstones.stop();
     await closed;
+    clearInterval(idleSweep);
     clearTimeout(grace);
     await this.writes.close();
     for (const peer of this.peers) peer.sender.stop();
