@@ -3,8 +3,9 @@
  * default; `pretty` (readable, coloured lines through pino-pretty, in this
  * process) is what a person at a terminal gets.
  */
+import { createRequire } from 'node:module';
 import { type Logger, pino } from 'pino';
-import { PinoPretty } from 'pino-pretty';
+import type * as Pretty from 'pino-pretty';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -18,6 +19,8 @@ export function createRootLogger(
 ): Logger {
   const options = { level, base: { pid: process.pid, ...bindings } };
   if (format === 'json') return pino(options);
+  // Loaded only here: a node logging JSON (every service) does not carry it.
+  const { PinoPretty } = createRequire(import.meta.url)('pino-pretty') as typeof Pretty;
   // Colours only where the output is a terminal (pino-pretty's own check); one line per entry.
   const stream = PinoPretty({
     singleLine: true,

@@ -5,7 +5,6 @@
  * honestly hold (src/limits.ts `peerResponseBytesMax`). A ping's body is
  * drained up to a few KiB and never parsed: only its headers are used.
  */
-import { type buildConnector, Pool } from 'undici';
 import { peerResponseBytesMax, replicationLimits } from '../limits.ts';
 import { parseAckReport } from '../tombstones/stability.ts';
 import { NODE_ID_PATTERN } from '../version.ts';
@@ -15,6 +14,7 @@ import {
   type PeerTransport,
   type PingAnswer,
 } from './peer-transport.ts';
+import { type Connector, Pool } from './undici-core.ts';
 
 export { PeerCallError, type PingAnswer } from './peer-transport.ts';
 
@@ -26,7 +26,7 @@ export interface PeerClientOptions {
   /** The Authorization header every call carries (the cluster secret), read per call. */
   readonly authorization: () => string | undefined;
   /** For https:// peers: the connector of the TLS files in force (CA, our certificate). */
-  readonly connect?: (() => buildConnector.connector) | undefined;
+  readonly connect?: (() => Connector) | undefined;
 }
 
 export class PeerClient implements PeerTransport {
@@ -207,6 +207,6 @@ function describe(error: unknown): string {
 }
 
 /** A connector that asks for the current one at each new connection (certificates reload). */
-function connectWith(current: () => buildConnector.connector): buildConnector.connector {
+function connectWith(current: () => Connector): Connector {
   return (options, callback) => current()(options, callback);
 }

@@ -6,8 +6,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
-import { buildConnector } from 'undici';
 import { ConfigError } from '../errors.ts';
+import { buildConnector, type Connector } from '../replication/undici-core.ts';
 
 /** Where the TLS files are. */
 export interface TlsSources {
@@ -69,7 +69,7 @@ export function serverTlsOptions(material: TlsMaterial, sources: TlsSources): Se
 }
 
 /** The undici connector for calls to peers: trusts the CA, presents our certificate. */
-export function peerConnector(material: TlsMaterial, timeoutMs: number): buildConnector.connector {
+export function peerConnector(material: TlsMaterial, timeoutMs: number): Connector {
   return buildConnector({
     timeout: timeoutMs,
     ca: material.ca ?? undefined,
