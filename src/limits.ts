@@ -95,6 +95,12 @@ export const limits = {
   poolPeerTasksMax: 16,
   /** A pool thread with no task for this long ends (threads start again on demand). */
   poolIdleTimeoutMs: 30_000,
+  /**
+   * A pool thread's V8 young generation, MiB (V8's own bound is 48). Page reads churn through
+   * it; at V8's bound two busy threads held ~55 MiB more of a node's RSS during a bulk load,
+   * and the cap cost ~3% of a change-range scan (bench/ANALYSIS.md, "Memory").
+   */
+  poolYoungGenerationMb: 12,
   /** After an answer that leaves a body unread: how long the connection drains before it closes. */
   lingerCloseMs: 1_000,
   /** GET /cluster/nodes: the longest wait for a peer's /cluster, and how long an answer is reused. */

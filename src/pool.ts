@@ -64,6 +64,7 @@ export function createStorePool(
     minThreads: 0,
     maxThreads: options.threadsMax,
     idleTimeout: limits.poolIdleTimeoutMs,
+    resourceLimits: { maxYoungGenerationSizeMb: limits.poolYoungGenerationMb },
     maxQueue: options.queueMax,
   });
   const run = <T>(task: StoreTask): Promise<T> => {
