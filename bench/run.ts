@@ -8,9 +8,11 @@
  * --quick: 3 s measurements, whole run under 60 s. Otherwise 30 s measurements.
  * Exits 1 if a case threw (or quick mode took over twice its budget), 2 on bad arguments, 130 on Ctrl-C.
  */
-import { dirname, resolve } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import minimist from 'minimist';
+import { distState } from '../bin/dist.js';
 import { measureCeilings } from './cases/ceiling.ts';
 import { benchCases } from './cases/index.ts';
 import type { BaseContext, BenchCase, BenchContext, RunSettings } from './lib/bench-context.ts';
@@ -118,11 +120,31 @@ async function runAll(base: BaseContext, caseNames: readonly string[]): Promise<
   for (const benchCase of selected) await runCase(benchCase, ctx);
 }
 
+/**
+ * The nodes run bin/peerkv.js, which runs dist/ only while it is a build of
+ * the sources as they are: build it when it is stale, so the bench measures
+ * the compiled node a user runs (through tsx a node held ~50 MiB more).
+ */
+function ensureCompiled(): string | null {
+  const build = spawnSync(process.execPath, [join(repoDir, 'bin', 'build.js')], {
+    cwd: repoDir,
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  if (build.status !== 0) return `npm run build failed (exit ${build.status})`;
+  const dist = distState(repoDir);
+  return dist.current ? null : `dist/ is still ${dist.reason} after npm run build`;
+}
+
 async function main(argv: string[]): Promise<number> {
   const args = parseArgs(argv);
   if (typeof args === 'string') {
     console.error(args);
     return 2;
+  }
+  const buildError = ensureCompiled();
+  if (buildError !== null) {
+    console.error(`[bench] ${buildError}`);
+    return 1;
   }
   const startedMs = Date.now();
   const cpuAtStart = cpuSnapshot();

@@ -76,7 +76,8 @@ async function spawnNode(
   ctx: BaseContext,
   node: Omit<PeerkvNode, 'server'>,
 ): Promise<{ server: ServerProcess; readyMs: number }> {
-  const mainFile = join(ctx.repoDir, 'src', 'main.ts');
+  // What a user runs: the bin, which runs dist/ (bench/run.ts builds it first when stale).
+  const mainFile = join(ctx.repoDir, 'bin', 'peerkv.js');
   const [file, ...args] = nodeArgs(node, mainFile);
   const startedMs = performance.now();
   const server = await ctx.processes.startServer({

@@ -18,7 +18,7 @@ import { benchLimits } from './limits.ts';
 export interface StartServerOptions {
   /** Shown in progress and error messages, e.g. 'ceiling' or 'node-2'. */
   name: string;
-  /** Script to run with `node --import tsx <file> ...args`. */
+  /** Script to run: `node --import tsx <file> ...args` for a .ts file, else `node <file> ...args`. */
   file: string;
   args?: readonly string[];
   /** Polled until it answers 2xx. */
@@ -83,7 +83,12 @@ async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boo
 function spawnServer(options: StartServerOptions): ServerProcess {
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', options.file, ...(options.args ?? [])],
+    // TypeScript (the ceiling servers) through tsx; JavaScript (the peerkv bin) as it is.
+    [
+      ...(options.file.endsWith('.ts') ? ['--import', 'tsx'] : []),
+      options.file,
+      ...(options.args ?? []),
+    ],
     {
       cwd: options.cwd,
       env: options.env ?? process.env,

@@ -149,7 +149,8 @@ function renderHeader(input: ReportInput): string[] {
     '',
     ...renderNoise(run),
     'The load generator is autocannon, in the bench process; every server runs in its own ' +
-      'process on 127.0.0.1. **Ceiling** is the same measurement against a bare polka server ' +
+      'process on 127.0.0.1; peerkv nodes run as a user runs them, `bin/peerkv.js` on the ' +
+      'compiled `dist/` (built first when stale). **Ceiling** is the same measurement against a bare polka server ' +
       '(`bench/lib/ceiling-server.ts`) in the same run; **ratio** is value ÷ ceiling. ' +
       'Latencies are of 2xx responses, to the microsecond. ' +
       'Raw numbers: `bench/results/`.',
