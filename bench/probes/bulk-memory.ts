@@ -13,7 +13,7 @@
  *   npx tsx bench/probes/bulk-memory.ts [--keys 1000000] [--nodes 3] [--batch 5000] [--sources]
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -21,7 +21,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import minimist from 'minimist';
 import { request } from 'undici';
 import { distState } from '../../bin/dist.js';
-import { freePort } from './probe-support.ts';
+import { bulkBody, freePort, stopChild } from './probe-support.ts';
 
 const args = minimist(process.argv.slice(2), {
   string: ['keys', 'nodes', 'batch', 'idle-sec', 'node-flag'],
@@ -38,7 +38,6 @@ if (args['heap-snapshot']) {
   mkdirSync(snapshotDir, { recursive: true });
   nodeFlags.push('--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${snapshotDir}`);
 }
-const BULK_NODE = '00000000000000b0';
 const IN_FLIGHT = 2;
 const SAMPLE_MS = 100;
 const CALL_TIMEOUT_MS = 120_000;
@@ -76,16 +75,6 @@ async function waitReady(url: string): Promise<void> {
   throw new Error(`${url} not ready after 30 s`);
 }
 
-function batchBody(first: number, count: number, baseTimestamp: number): string {
-  const value = JSON.stringify('x'.repeat(100));
-  const entries: string[] = [];
-  for (let index = first; index < first + count; index += 1) {
-    const version = `${(baseTimestamp + index).toString(16).padStart(14, '0')}-${BULK_NODE}`;
-    entries.push(`{"key":"k${index}","value":${value},"version":"${version}"}`);
-  }
-  return `{"from":"${BULK_NODE}","entries":[${entries.join(',')}]}`;
-}
-
 function metric(text: string, name: string): number {
   const match = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
   return match ? Number(match[1]) : Number.NaN;
@@ -104,13 +93,6 @@ async function heapSnapshot(pid: number): Promise<string> {
     if (now === size && now > 0) return path;
     size = now;
   }
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const exited = new Promise((done) => child.once('exit', done));
-  child.kill('SIGTERM');
-  await exited;
 }
 
 const dist = distState(root);
@@ -151,7 +133,7 @@ try {
     for (let first = next; first < keys; first = next) {
       next += batch;
       const count = Math.min(batch, keys - first);
-      const body = batchBody(first, count, baseTimestamp);
+      const body = bulkBody(first, count, baseTimestamp);
       for (const text of await Promise.all(urls.map((u) => call(`${u}/replicate`, 'POST', body)))) {
         assert.equal((JSON.parse(text) as { applied: number }).applied, count);
       }
@@ -177,12 +159,9 @@ try {
         `${(small.reduce((a, b) => a + b, 0) / 1024).toFixed(1)} MiB; ` +
         `the rest ${((sizes.reduce((a, b) => a + b, 0) - small.reduce((a, b) => a + b, 0)) / 1024).toFixed(1)} MiB\n`,
     );
-    process.stderr.write(
-      readFileSync(`/proc/${pid}/status`, 'utf8')
-        .split('\n')
-        .filter((line) => /^(VmRSS|RssAnon|RssFile|Threads)/.test(line))
-        .join('\n') + '\n',
-    );
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n');
+    const memory = status.filter((line) => /^(VmRSS|RssAnon|RssFile|Threads)/.test(line));
+    process.stderr.write(`${memory.join('\n')}\n`);
   }
   console.log(
     JSON.stringify({
@@ -213,7 +192,7 @@ try {
     }),
   );
 } finally {
-  await Promise.all(children.map(stop));
+  await Promise.all(children.map(stopChild));
   for (const dir of dataDirs) rmSync(dir, { recursive: true, force: true });
 }
 process.exit(0);

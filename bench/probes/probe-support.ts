@@ -1,5 +1,9 @@
 /** What the one-off probes under bench/probes/ share. */
+import type { ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
+
+/** The source node id of the probes' bulk loads (`POST /replicate` bodies). */
+const BULK_NODE = '00000000000000b0';
 
 /** A loopback port free right now (the kernel picks it; the probe binds it next). */
 export async function freePort(): Promise<number> {
@@ -8,4 +12,26 @@ export async function freePort(): Promise<number> {
   const port = (server.address() as { port: number }).port;
   await new Promise<void>((done) => server.close(() => done()));
   return port;
+}
+
+/**
+ * A `POST /replicate` body of keys k<first> .. k<first+count-1>, 100-byte
+ * values, versions from `baseTimestamp` up: what the bench's bulk load sends.
+ */
+export function bulkBody(first: number, count: number, baseTimestamp: number): string {
+  const value = JSON.stringify('x'.repeat(100));
+  const entries: string[] = [];
+  for (let index = first; index < first + count; index += 1) {
+    const version = `${(baseTimestamp + index).toString(16).padStart(14, '0')}-${BULK_NODE}`;
+    entries.push(`{"key":"k${index}","value":${value},"version":"${version}"}`);
+  }
+  return `{"from":"${BULK_NODE}","entries":[${entries.join(',')}]}`;
+}
+
+/** SIGTERM, and the exit awaited. */
+export async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((done) => child.once('exit', done));
+  child.kill('SIGTERM');
+  await exited;
 }

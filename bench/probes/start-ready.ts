@@ -22,7 +22,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import minimist from 'minimist';
 import { request } from 'undici';
 import { distState } from '../../bin/dist.js';
-import { freePort } from './probe-support.ts';
+import { bulkBody, freePort, stopChild } from './probe-support.ts';
 
 const args = minimist(process.argv.slice(2), {
   string: ['modes', 'runs', 'keys', 'idle-sec', 'data-dir'],
@@ -33,7 +33,6 @@ const runs = Number(args.runs ?? 3);
 const keys = Number(args.keys ?? 1_000_000);
 const idleSec = Number(args['idle-sec'] ?? 40);
 const keyedDir = resolve(args['data-dir'] ?? join(root, '.tmp', `probe-start-${keys}`));
-const BULK_NODE = '00000000000000b0';
 const BATCH = 5_000;
 const IN_FLIGHT = 2;
 const POLL_MS = 5;
@@ -108,13 +107,6 @@ function treeRssBytes(pid: number): { nodeBytes: number; childrenBytes: number }
   return { nodeBytes: rss(pid), childrenBytes };
 }
 
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const exited = new Promise((done) => child.once('exit', done));
-  child.kill('SIGTERM');
-  await exited;
-}
-
 async function call(url: string, body: string): Promise<unknown> {
   const answer = await request(url, {
     method: 'POST',
@@ -126,16 +118,6 @@ async function call(url: string, body: string): Promise<unknown> {
   const text = await answer.body.text();
   assert.equal(answer.statusCode, 200, text);
   return JSON.parse(text);
-}
-
-function batchBody(first: number, count: number, baseTimestamp: number): string {
-  const value = JSON.stringify('x'.repeat(100));
-  const entries: string[] = [];
-  for (let index = first; index < first + count; index += 1) {
-    const version = `${(baseTimestamp + index).toString(16).padStart(14, '0')}-${BULK_NODE}`;
-    entries.push(`{"key":"k${index}","value":${value},"version":"${version}"}`);
-  }
-  return `{"from":"${BULK_NODE}","entries":[${entries.join(',')}]}`;
 }
 
 /** Builds the keyed data dir once (compiled when dist/ is current, else from sources). */
@@ -155,7 +137,7 @@ async function ensureKeyedDir(): Promise<void> {
       for (let first = next; first < keys; first = next) {
         next += BATCH;
         const count = Math.min(BATCH, keys - first);
-        const answer = (await call(`${url}/replicate`, batchBody(first, count, baseTimestamp))) as {
+        const answer = (await call(`${url}/replicate`, bulkBody(first, count, baseTimestamp))) as {
           applied: number;
         };
         assert.equal(answer.applied, count);
@@ -167,7 +149,7 @@ async function ensureKeyedDir(): Promise<void> {
       `[probe] ${keys} keys loaded into ${keyedDir} in ${loadSec.toFixed(1)} s\n`,
     );
   } finally {
-    await stop(child);
+    await stopChild(child);
   }
   writeFileSync(marker, `${JSON.stringify({ keys, builtAt: new Date().toISOString() })}\n`);
 }
@@ -200,7 +182,7 @@ async function measure(mode: Mode, dataDir: string, storeKeys: number) {
       rssMiBPeak: mib(Math.max(...samples.map((s) => s.nodeBytes + s.childrenBytes))),
     };
   } finally {
-    await stop(child);
+    await stopChild(child);
   }
 }
 
