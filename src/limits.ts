@@ -97,8 +97,8 @@ export const limits = {
   poolIdleTimeoutMs: 30_000,
   /**
    * A pool thread's V8 young generation, MiB (V8's own bound is 48). Page reads churn through
-   * it; at V8's bound two busy threads held ~55 MiB more of a node's RSS during a bulk load,
-   * and the cap cost ~3% of a change-range scan (bench/ANALYSIS.md, "Memory").
+   * it; at V8's bound two busy threads held 40-60 MiB more of a node's RSS through a bulk load,
+   * and the cap costs ~3% of a change-range scan (bench/ANALYSIS.md, "Memory, measured again").
    */
   poolYoungGenerationMb: 12,
   /** After an answer that leaves a body unread: how long the connection drains before it closes. */

@@ -1,8 +1,8 @@
 /**
  * The two parts of undici a node uses, `Pool` and `buildConnector`, loaded
  * without the rest. `import 'undici'` also loads fetch, WebSocket, the cache
- * and the mock agents: about 8 MiB of an idle node's RSS (bench/ANALYSIS.md,
- * "Idle memory"). The types are undici's own, and
+ * and the mock agents: about 5 MiB of an idle node's RSS (bench/ANALYSIS.md,
+ * "Memory, measured again"). The types are undici's own, and
  * `test/unit/undici-core.test.ts` checks these are the very values undici
  * exports, so an undici that moves its files fails there, not in a node.
  */
