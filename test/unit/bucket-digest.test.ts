@@ -1,5 +1,6 @@
 // Checks that the bucketed digest depends only on the set of entries (any order, with replaced entries and tombstones), tells different content apart, wraps its sums modulo 2^48, and that its group exchange format round-trips and refuses malformed input; by fixed cases and fast-check properties.
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import {
@@ -11,6 +12,7 @@ import {
   entryHash,
   GROUPS,
   subtractHash,
+  valueDigest,
 } from '../../src/store/digest.ts';
 
 const MODULUS = 2 ** 48;
@@ -213,6 +215,38 @@ describe('bucket sums modulo 2^48', () => {
     assert.throws(
       () => new BucketDigest(new Float64Array(BUCKETS), new Float64Array(BUCKETS + 1)),
       RangeError,
+    );
+  });
+});
+
+describe('hashes stored on disk and compared between nodes', () => {
+  // The streaming form every data dir and every node of the cluster was hashed with.
+  const streamed = (...parts: string[]) => {
+    const hash = createHash('sha256');
+    for (const part of parts) hash.update(part);
+    return hash.digest();
+  };
+
+  test('bucketOf and entryHash keep their values (pinned, then against the streaming form)', () => {
+    const version = '00000000000010-00000000000000a1';
+    assert.equal(bucketOf('k1'), 2745);
+    assert.equal(bucketOf('ключ/🔑'), 4011);
+    assert.equal(entryHash('k1', version, '"v"'), 103798806708871);
+    assert.equal(entryHash('ключ/🔑', version, null), 107438511846467);
+    assert.equal(entryHash('k', version, '{"a":1}', 1700000000000), 201241497760842);
+    assert.equal(valueDigest('"x"'), 'ba2df4903a2c14e86dc3bcca58911b44');
+    fc.assert(
+      fc.property(
+        fc.string({ unit: 'binary' }),
+        fc.option(fc.string({ unit: 'binary' })),
+        (key, value) => {
+          assert.equal(bucketOf(key), streamed(key).readUInt16BE(0) % BUCKETS);
+          const framed = [`${Buffer.byteLength(key)}:`, key, `\u0000${version}\u0000`];
+          const tail = value === null ? 'D' : `P${value}`;
+          assert.equal(entryHash(key, version, value), streamed(...framed, tail).readUIntBE(0, 6));
+        },
+      ),
+      { numRuns: 500 },
     );
   });
 });

@@ -1,0 +1,124 @@
+/**
+ * Probe for issue 14: how fast a wiped peer is rebuilt. Node A (peered with
+ * B, which is down) takes a bulk load of `--keys` keys the way the bench
+ * loads its stores (`POST /replicate`, 5,000 entries a body); then B starts
+ * on an empty data dir and pulls everything in its start-up resync. Prints
+ * one JSON line: spawn of B to its first `/readyz` 200, and to equal store
+ * hashes, and the rate in entries per second. `--node-flag` passes a flag to
+ * node itself for B alone (`--node-flag=--cpu-prof`, with
+ * `--node-flag=--cpu-prof-dir=.tmp/prof`), `--sources` runs the nodes
+ * through tsx instead of dist/.
+ *
+ *   npx tsx bench/probes/rebuild.ts [--keys 200000] [--runs 1]
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import minimist from 'minimist';
+import { request } from 'undici';
+import { distState } from '../../bin/dist.js';
+import { bulkBody, freePort, stopChild } from './probe-support.ts';
+
+const args = minimist(process.argv.slice(2), {
+  string: ['keys', 'runs', 'node-flag'],
+  boolean: ['sources'],
+});
+const root = resolve(import.meta.dirname, '..', '..');
+const keys = Number(args.keys ?? 200_000);
+const runs = Number(args.runs ?? 1);
+const nodeFlags = [args['node-flag'] ?? []].flat() as string[];
+const BATCH = 5_000;
+const IN_FLIGHT = 2;
+const CALL_TIMEOUT_MS = 120_000;
+
+async function call(url: string, method: 'GET' | 'POST', body?: string): Promise<string> {
+  const answer = await request(url, {
+    method,
+    body,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    headersTimeout: CALL_TIMEOUT_MS,
+    bodyTimeout: CALL_TIMEOUT_MS,
+  });
+  const text = await answer.body.text();
+  assert.equal(answer.statusCode, 200, text);
+  return text;
+}
+
+/** Polls `probe` every 20 ms until it is true; the ms it took. */
+async function until(
+  what: string,
+  probe: () => Promise<boolean>,
+  limitMs: number,
+): Promise<number> {
+  const started = performance.now();
+  while (performance.now() - started < limitMs) {
+    if (await probe().catch(() => false)) return performance.now() - started;
+    await sleep(20);
+  }
+  throw new Error(`${what}: not after ${limitMs} ms`);
+}
+
+const hashOf = async (url: string) =>
+  (JSON.parse(await call(`${url}/store/hash`, 'GET')) as { hash: string }).hash;
+
+const dist = distState(root);
+function mainArgs(): string[] {
+  if (args.sources) return ['--import', 'tsx', join(root, 'src', 'main.ts')];
+  if (!dist.current) throw new Error(`dist/ is ${dist.reason}: run npm run build`);
+  return [dist.mainFile];
+}
+const main = mainArgs();
+
+async function once(): Promise<Record<string, number>> {
+  const ports = [await freePort(), await freePort()];
+  const urls = ports.map((port) => `http://127.0.0.1:${port}`);
+  const dirs = ports.map(() => mkdtempSync(join(tmpdir(), 'peerkv-rebuild-')));
+  const start = (index: number, flags: string[]) => {
+    const nodeArgs = ['node', '--port', String(ports[index]), '--data-dir', dirs[index]!];
+    const peers = ['--peers', urls.join(','), '--log-level', 'warn'];
+    return spawn(process.execPath, [...flags, ...main, ...nodeArgs, ...peers], {
+      cwd: root,
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+  };
+  const children = [start(0, [])];
+  try {
+    await until('A ready', async () => (await call(`${urls[0]}/readyz`, 'GET')) !== '', 30_000);
+    const baseTimestamp = (Date.now() - 3_600_000) * 1024;
+    const loadStarted = performance.now();
+    let next = 0;
+    const loader = async () => {
+      for (let first = next; first < keys; first = next) {
+        next += BATCH;
+        const count = Math.min(BATCH, keys - first);
+        await call(`${urls[0]}/replicate`, 'POST', bulkBody(first, count, baseTimestamp));
+      }
+    };
+    await Promise.all(Array.from({ length: IN_FLIGHT }, loader));
+    const loadSec = (performance.now() - loadStarted) / 1000;
+    const target = await hashOf(urls[0]!);
+    children.push(start(1, nodeFlags));
+    const spawned = performance.now();
+    await until('B ready', async () => (await call(`${urls[1]}/readyz`, 'GET')) !== '', 30_000);
+    const readyMs = performance.now() - spawned;
+    await until('equal hashes', async () => (await hashOf(urls[1]!)) === target, 600_000);
+    const equalMs = performance.now() - spawned;
+    return {
+      keys,
+      loadSec: Number(loadSec.toFixed(1)),
+      readyMs: Math.round(readyMs),
+      equalMs: Math.round(equalMs),
+      entriesPerSec: Math.round(keys / ((equalMs - readyMs) / 1000)),
+      entriesPerSecFromSpawn: Math.round(keys / (equalMs / 1000)),
+    };
+  } finally {
+    await Promise.all(children.map(stopChild));
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+for (let run = 0; run < runs; run += 1) console.log(JSON.stringify(await once()));
+process.exit(0);
