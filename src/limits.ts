@@ -126,6 +126,14 @@ export const replicationLimits = {
   batchesInFlightMax: 2,
   /** Backlogs longer than this are read by a pool worker, not on the event loop. */
   workerBacklogMin: 5_000,
+  /**
+   * Sequence numbers one read of a sender's scans, on the event loop and in a
+   * worker. SQLite skips other nodes' changes (replicated to us, never sent
+   * on) at ~0.25 µs each, where reading them cost ~7 µs (bench/ANALYSIS.md,
+   * "The wiped peer's rebuild"): 4,000 is about 1 ms of the event loop.
+   */
+  scanSeqsInline: 4_000,
+  scanSeqsWorker: 100_000,
   /** Retry backoff after a failed push: doubles from min to max, with jitter. */
   backoffMsMin: 100,
   backoffMsMax: 5_000,

@@ -28,6 +28,10 @@ export type StoreTask =
       readonly kind: 'change-range';
       readonly dbPath: string;
       readonly afterSeq: number;
+      /** The node's sequence when it asked: every change up to it is committed. */
+      readonly throughSeq: number;
+      /** Sequence numbers scanned at most (others' changes are skipped by SQLite). */
+      readonly scanSeqsMax: number;
       /** Only changes from this source (the node's own writes) are included. */
       readonly originNodeId: string;
       readonly rowsMax: number;
@@ -168,13 +172,18 @@ function bucketRows(
   return rowsResult(parts, bytes, null, null, 0);
 }
 
-/** Like the sender's inline read: never ends inside an atomic batch (see `bend`). */
+/**
+ * Like the sender's inline read: the origin's changes of a window of seqs,
+ * and never an end inside an atomic batch (see `bend`). The window ends at
+ * `throughSeq` at most: this connection's snapshot holds every change up to
+ * it, so the cursor may pass the window even where no row of it was ours.
+ */
 function changeRange(
   db: Database.Database,
   task: Extract<StoreTask, { kind: 'change-range' }>,
 ): RowsResult {
   const select = db.prepare(
-    `SELECT ${ROW}, seq, src, bend FROM kv WHERE seq > ? ORDER BY seq LIMIT ?`,
+    `SELECT ${ROW}, seq, src, bend FROM kv WHERE seq > ? AND seq <= ? AND src = ? ORDER BY seq LIMIT ?`,
   );
   const rest = db.prepare(
     `SELECT ${ROW}, seq, src, bend FROM kv WHERE seq > ? AND seq <= ? ORDER BY seq`,
@@ -191,17 +200,21 @@ function changeRange(
     parts.push(json);
     bytes += Buffer.byteLength(json) + 1;
   };
-  const rows = select.all(task.afterSeq, task.rowsMax) as ChangeRow[];
+  const windowEnd = Math.min(task.throughSeq, task.afterSeq + task.scanSeqsMax);
+  const rows = select.all(task.afterSeq, windowEnd, task.originNodeId, task.rowsMax) as ChangeRow[];
+  let cut = false;
   for (const row of rows) {
     take(row);
-    if (bytes >= task.bytesMax && lastSeq >= openBatchEnd) break;
+    cut = bytes >= task.bytesMax && lastSeq >= openBatchEnd;
+    if (cut) break;
   }
+  // Fewer of ours than asked for: the whole window is read.
+  if (!cut && rows.length < task.rowsMax) lastSeq = Math.max(lastSeq, windowEnd);
   if (lastSeq < openBatchEnd) {
     for (const row of rest.all(lastSeq, openBatchEnd) as ChangeRow[]) take(row);
     lastSeq = openBatchEnd;
   }
-  const more = rows.length === task.rowsMax || lastSeq < (rows.at(-1)?.seq ?? lastSeq);
-  return rowsResult(parts, bytes, null, more ? lastSeq : null, lastSeq);
+  return rowsResult(parts, bytes, null, lastSeq < task.throughSeq ? lastSeq : null, lastSeq);
 }
 
 function rowsResult(

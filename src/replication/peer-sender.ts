@@ -27,6 +27,7 @@ export interface SenderStore {
   readonly dbPath: string;
   readonly seq: number;
   changesSince(afterSeq: number, limit: number): Change[];
+  changesOf(origin: string, afterSeq: number, throughSeq: number, limit: number): Change[];
   changesThrough(afterSeq: number, throughSeq: number): Change[];
   oldestChangeAfter(afterSeq: number): number | undefined;
   /** `level` false: the cursor jumped (a new peer) and no resync has brought the peer level yet. */
@@ -377,6 +378,8 @@ export class PeerSender {
         kind: 'change-range',
         dbPath: this.#deps.store.dbPath,
         afterSeq,
+        throughSeq: this.#deps.store.seq,
+        scanSeqsMax: bounds.scanSeqsWorker,
         originNodeId: origin,
         rowsMax: 4 * bounds.batchRowsMax, // checked against replicateEntriesMax in limits.ts
         bytesMax: bounds.batchBytesMax,
@@ -395,9 +398,10 @@ export class PeerSender {
   }
 
   /**
-   * Reads up to a batch's worth of changes; never ends inside an atomic batch
-   * (a client's POST /batch), whose remaining changes are then read too, so
-   * the peer applies it in one request and one transaction.
+   * Reads up to a batch's worth of our changes from a window of seqs (others'
+   * changes came from peers and are not sent on); never ends inside an atomic
+   * batch (a client's POST /batch), whose remaining changes are then read
+   * too, so the peer applies it in one request and one transaction.
    */
   #readBatchInline(afterSeq: number, origin: string): Batch {
     const parts: string[] = [];
@@ -414,10 +418,17 @@ export class PeerSender {
       bytes += Buffer.byteLength(json) + 1;
       oldestTimestamp = Math.min(oldestTimestamp, change.version.timestamp);
     };
-    for (const change of this.#deps.store.changesSince(afterSeq, bounds.batchRowsMax)) {
+    const store = this.#deps.store;
+    const windowEnd = Math.min(store.seq, afterSeq + bounds.scanSeqsInline);
+    const changes = store.changesOf(origin, afterSeq, windowEnd, bounds.batchRowsMax);
+    let cut = false;
+    for (const change of changes) {
       take(change);
-      if (bytes >= bounds.batchBytesMax && lastSeq >= openBatchEnd) break;
+      cut = bytes >= bounds.batchBytesMax && lastSeq >= openBatchEnd;
+      if (cut) break;
     }
+    // Fewer of ours than asked for: the whole window is read.
+    if (!cut && changes.length < bounds.batchRowsMax) lastSeq = Math.max(lastSeq, windowEnd);
     if (lastSeq < openBatchEnd) {
       for (const change of this.#deps.store.changesThrough(lastSeq, openBatchEnd)) take(change);
       lastSeq = openBatchEnd;

@@ -374,6 +374,15 @@ export class KvStore {
     return rows.map(toChange);
   }
 
+  /**
+   * Changes from `origin` with `afterSeq < seq <= throughSeq`, in sequence order, at most
+   * `limit`: SQLite skips the others' rows without handing them over.
+   */
+  changesOf(origin: string, afterSeq: number, throughSeq: number, limit: number): Change[] {
+    const rows = this.#statements.changesOf.all(afterSeq, throughSeq, origin, limit) as ChangeRow[];
+    return rows.map(toChange);
+  }
+
   /** Changes with `afterSeq < seq <= throughSeq` (the rest of an atomic batch). */
   changesThrough(afterSeq: number, throughSeq: number): Change[] {
     const rows = this.#statements.changesThrough.all(afterSeq, throughSeq) as ChangeRow[];
@@ -845,6 +854,9 @@ function prepareStatements(db: Database.Database) {
          ORDER BY expires LIMIT ?`,
     ),
     changes: db.prepare(`SELECT ${ROW}, seq, src, bend FROM kv WHERE seq > ? ORDER BY seq LIMIT ?`),
+    changesOf: db.prepare(
+      `SELECT ${ROW}, seq, src, bend FROM kv WHERE seq > ? AND seq <= ? AND src = ? ORDER BY seq LIMIT ?`,
+    ),
     changesThrough: db.prepare(
       `SELECT ${ROW}, seq, src, bend FROM kv WHERE seq > ? AND seq <= ? ORDER BY seq`,
     ),

@@ -55,12 +55,19 @@ export function dumpContent(store: KvStore): string[] {
 /** What a fake peer answers a sender's call with (or throws). */
 export type FakeCall = (method: string, path: string, body?: string) => Promise<unknown>;
 
-/** A sender over `store` toward a fake peer at http://127.0.0.1:1 that answers with `call`. */
-export function senderToFake(store: KvStore, call: FakeCall): PeerSender {
+/**
+ * A sender over `store` toward a fake peer at http://127.0.0.1:1 that answers with `call`;
+ * without a `pool`, a backlog long enough for a worker's read fails.
+ */
+export function senderToFake(
+  store: KvStore,
+  call: FakeCall,
+  pool: StorePool = {} as StorePool,
+): PeerSender {
   const client = { url: 'http://127.0.0.1:1', call } as unknown as PeerClient;
   return new PeerSender({
     store,
-    pool: {} as StorePool,
+    pool,
     client,
     log: pino({ level: 'silent' }),
     wallMs: Date.now,
