@@ -198,8 +198,7 @@ export class Resync {
   async #pullBuckets(differing: DifferingBucket[]): Promise<void> {
     const buckets = differing.map((b) => b.bucket);
     const guard = this.#guard(differing);
-    let after: BucketCursor | null = null;
-    for (;;) {
+    const fetchPage = async (after: BucketCursor | null) => {
       const answer = await this.#call(
         'POST',
         '/sync/rows',
@@ -207,9 +206,20 @@ export class Resync {
       );
       const page = parseRows(answer, this.#deps.valueBytesMax, true, this.#deps.timestampMax());
       guard.accept(page.entries, page.next);
+      return page;
+    };
+    // The next page is asked for while this one merges: one request ahead, so the
+    // peer's read and the wire overlap our commit (bench/ANALYSIS.md, "The wiped peer's rebuild").
+    let next = fetchPage(null);
+    for (;;) {
+      const page = await next;
+      if (page.next) {
+        next = fetchPage(page.next);
+        // Awaited on the next turn; a merge that throws first must not leave it unhandled.
+        next.catch(() => {});
+      }
       await this.#merge(page.entries);
       if (!page.next) return;
-      after = page.next;
     }
   }
 
