@@ -487,6 +487,7 @@ export class PeerkvNode {
           replicationLimits.resyncDeadlineTimeouts * this.#config.timeoutMs,
         ),
         behindHorizon: (from, count) => this.#behindHorizon(from, count),
+        onMoved: (entries) => this.supervisor.noteResyncMoved(entries),
       },
       peer.client,
       peer.nodeId!,
@@ -606,6 +607,7 @@ export class PeerkvNode {
         this.peers.find((peer) => (peer.nodeId ?? peer.sender.peerNodeId) === nodeId)?.sender
           .pending ?? 0,
       resyncing: () => this.supervisor.resyncing,
+      resyncMoved: () => this.supervisor.resyncMoved,
       clusterStatus: () => this.#clusterStatus(),
       behindHorizon: (from, count) => this.#behindHorizon(from, count),
       refusesSender: (from) => this.members.membership.isRemoved(from),

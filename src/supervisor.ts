@@ -49,8 +49,14 @@ export interface Peer {
   /** When the wanted resync was asked for, and when it may start (monotonic clock). */
   resyncWantedAtMonoMs: number;
   resyncNotBeforeMonoMs: number;
-  /** Resyncs in a row that yielded to the peer being busy (bounded). */
+  /**
+   * Resyncs in a row that yielded to the peer being busy (bounded), not
+   * counting the ones that found it had moved entries since the last: a long
+   * rebuild is waited out, a peer stuck saying it is busy is not.
+   */
   resyncDeferrals: number;
+  /** What the busy peer said its resyncs had moved, at our last yield to it. */
+  busyPeerMoved: number | undefined;
   lastResync: ResyncRecord | null;
   /**
    * The last resync of ours with the peer that ran whole with nothing refused
@@ -89,6 +95,7 @@ export function newPeer(url: string, client: PeerTransport, sender: PeerSender):
     resyncWantedAtMonoMs: 0,
     resyncNotBeforeMonoMs: 0,
     resyncDeferrals: 0,
+    busyPeerMoved: undefined,
     lastResync: null,
     wholeResync: null,
     ackReport: null,
@@ -136,6 +143,7 @@ export class Supervisor {
   #stopped = false;
   #ticking: Promise<void> = Promise.resolve();
   #resyncsRunning = 0;
+  #resyncMoved = 0;
   #clockAhead = false;
   readonly #startedMonoMs: number;
   #lastAntiEntropyMonoMs: number;
@@ -203,6 +211,15 @@ export class Supervisor {
   /** Whether a resync of ours is running. */
   get resyncing(): boolean {
     return this.#resyncsRunning > 0;
+  }
+
+  /** Entries our resyncs have moved since the node started (told by each resync as they move). */
+  get resyncMoved(): number {
+    return this.#resyncMoved;
+  }
+
+  noteResyncMoved(entries: number): void {
+    this.#resyncMoved += entries;
   }
 
   /**
@@ -411,7 +428,8 @@ export class Supervisor {
               peer.wholeResync = { startedMonoMs: started, nodeId };
             }
           }
-          peer.resyncDeferrals = report.result === 'deferred' ? peer.resyncDeferrals + 1 : 0;
+          peer.resyncDeferrals = deferralsAfter(peer, report);
+          peer.busyPeerMoved = report.result === 'deferred' ? report.peerResyncMoved : undefined;
           if (report.result === 'deferred') {
             // The peer is resyncing itself and will reach us; look again later.
             this.#want(peer, trigger);
@@ -464,6 +482,18 @@ export class Supervisor {
         for (const other of this.#deps.peers) this.#maybeResync(other);
       });
   }
+}
+
+/**
+ * Yields in a row after this resync: none once one ran; one more for a yield, unless the
+ * busy peer said it had moved more entries than at the last yield (it is getting on).
+ */
+export function deferralsAfter(peer: Peer, report: ResyncReport): number {
+  if (report.result !== 'deferred') return 0;
+  const moved = report.peerResyncMoved;
+  const before = peer.busyPeerMoved;
+  const gettingOn = moved !== undefined && before !== undefined && moved > before;
+  return gettingOn ? peer.resyncDeferrals : peer.resyncDeferrals + 1;
 }
 
 export function peerStatus(peer: Peer, now: number): PeerStatus {

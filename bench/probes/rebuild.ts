@@ -7,13 +7,16 @@
  * hashes, and the rate in entries per second. `--node-flag` passes a flag to
  * node itself for B alone (`--node-flag=--cpu-prof`, with
  * `--node-flag=--cpu-prof-dir=.tmp/prof`), `--sources` runs the nodes
- * through tsx instead of dist/.
+ * through tsx instead of dist/, `--logs <prefix>` writes the nodes' info logs
+ * to <prefix>.A.log and <prefix>.B.log, `--pingfreq` is the nodes' (0.5 s,
+ * the bench's). The line also gives what moved through each node (A., B.):
+ * a B that took more mutations than there are keys was sent entries twice.
  *
  *   npx tsx bench/probes/rebuild.ts [--keys 200000] [--runs 1]
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -23,13 +26,15 @@ import { distState } from '../../bin/dist.js';
 import { bulkBody, freePort, stopChild } from './probe-support.ts';
 
 const args = minimist(process.argv.slice(2), {
-  string: ['keys', 'runs', 'node-flag'],
+  string: ['keys', 'runs', 'node-flag', 'logs', 'pingfreq'],
   boolean: ['sources'],
 });
 const root = resolve(import.meta.dirname, '..', '..');
 const keys = Number(args.keys ?? 200_000);
 const runs = Number(args.runs ?? 1);
 const nodeFlags = [args['node-flag'] ?? []].flat() as string[];
+// The bench's cluster pings every 0.5 s (bench/cases/cluster.ts).
+const pingfreq = String(args.pingfreq ?? 0.5);
 const BATCH = 5_000;
 const IN_FLIGHT = 2;
 const CALL_TIMEOUT_MS = 120_000;
@@ -64,6 +69,25 @@ async function until(
 const hashOf = async (url: string) =>
   (JSON.parse(await call(`${url}/store/hash`, 'GET')) as { hash: string }).hash;
 
+/** What moved through one node, from its /metrics: resync entries each way, /replicate calls, commits. */
+async function movedBy(url: string): Promise<Record<string, number>> {
+  const text = await call(`${url}/metrics`, 'GET');
+  const counters: Record<string, number> = {};
+  for (const [, direction, value] of text.matchAll(
+    /^peerkv_resync_entries_total\{direction="(\w+)"[^}]*\} (\S+)$/gm,
+  )) {
+    counters[`resync.${direction}`] = (counters[`resync.${direction}`] ?? 0) + Number(value);
+  }
+  const replicate =
+    /^peerkv_http_request_duration_seconds_count\{[^}]*route="\/replicate"[^}]*\} (\S+)$/m.exec(
+      text,
+    );
+  counters.replicateCalls = Number(replicate?.[1] ?? 0);
+  counters.commits = Number(/^peerkv_commit_mutations_count (\S+)$/m.exec(text)?.[1] ?? 0);
+  counters.mutations = Number(/^peerkv_commit_mutations_sum (\S+)$/m.exec(text)?.[1] ?? 0);
+  return counters;
+}
+
 const dist = distState(root);
 function mainArgs(): string[] {
   if (args.sources) return ['--import', 'tsx', join(root, 'src', 'main.ts')];
@@ -78,10 +102,13 @@ async function once(): Promise<Record<string, number>> {
   const dirs = ports.map(() => mkdtempSync(join(tmpdir(), 'peerkv-rebuild-')));
   const start = (index: number, flags: string[]) => {
     const nodeArgs = ['node', '--port', String(ports[index]), '--data-dir', dirs[index]!];
-    const peers = ['--peers', urls.join(','), '--log-level', 'warn'];
+    const level = args.logs === undefined ? 'warn' : 'info';
+    const peers = ['--peers', urls.join(','), '--pingfreq', pingfreq, '--log-level', level];
+    const out =
+      args.logs === undefined ? 'ignore' : openSync(`${args.logs}.${'AB'[index]}.log`, 'w');
     return spawn(process.execPath, [...flags, ...main, ...nodeArgs, ...peers], {
       cwd: root,
-      stdio: ['ignore', 'ignore', 'inherit'],
+      stdio: ['ignore', out, 'inherit'],
     });
   };
   const children = [start(0, [])];
@@ -106,6 +133,7 @@ async function once(): Promise<Record<string, number>> {
     const readyMs = performance.now() - spawned;
     await until('equal hashes', async () => (await hashOf(urls[1]!)) === target, 600_000);
     const equalMs = performance.now() - spawned;
+    const counters = await Promise.all(urls.map(movedBy));
     return {
       keys,
       loadSec: Number(loadSec.toFixed(1)),
@@ -113,6 +141,9 @@ async function once(): Promise<Record<string, number>> {
       equalMs: Math.round(equalMs),
       entriesPerSec: Math.round(keys / ((equalMs - readyMs) / 1000)),
       entriesPerSecFromSpawn: Math.round(keys / (equalMs / 1000)),
+      ...Object.fromEntries(
+        counters.flatMap((c, i) => Object.entries(c).map(([k, v]) => [`${'AB'[i]}.${k}`, v])),
+      ),
     };
   } finally {
     await Promise.all(children.map(stopChild));

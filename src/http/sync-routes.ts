@@ -33,6 +33,8 @@ export interface SyncService {
   backlogFor(nodeId: string): number;
   /** Whether this node is running a resync of its own right now. */
   resyncing(): boolean;
+  /** Entries this node's resyncs have moved since it started (a peer that yields watches it grow). */
+  resyncMoved(): number;
   clusterStatus(): unknown;
   /** Whether batches from this node id are refused: a removed member (src/tombstones/removed-members.ts). */
   refusesSender?(from: string): boolean;
@@ -143,6 +145,7 @@ export function peerHandlers(
         backlog:
           typeof from === 'string' && NODE_ID_PATTERN.test(from) ? service.backlogFor(from) : 0,
         resyncing: service.resyncing(),
+        resyncMoved: service.resyncMoved(),
       }),
     buckets: (body) => {
       const groups = parseGroups(body);

@@ -53,6 +53,8 @@ export interface ResyncDeps {
   readonly deadlineBaseMs: number;
   /** Live entries of the peer refused as older than our tombstone horizon. */
   readonly behindHorizon?: (from: string, count: number) => void;
+  /** Entries moved (sent and taken), as they move: what a peer yielding to us sees grow. */
+  readonly onMoved?: (entries: number) => void;
 }
 
 interface DifferingBucket {
@@ -64,6 +66,8 @@ interface DifferingBucket {
 export interface ResyncReport {
   /** `deferred`: the peer was busy resyncing itself and will come to us; nothing moved. */
   readonly result: 'equal' | 'synced' | 'deferred';
+  /** Deferred: the entries the busy peer's resyncs had moved, as it said (see DigestAnswer). */
+  readonly peerResyncMoved?: number;
   readonly bucketsDiffering: number;
   readonly entriesSent: number;
   readonly entriesReceived: number;
@@ -102,7 +106,10 @@ export class Resync {
 
   async run(): Promise<ResyncReport> {
     const groups = await this.#differingGroups();
-    if (groups === 'deferred') return { result: 'deferred', bucketsDiffering: 0, ...this.#report };
+    if (typeof groups === 'object' && 'deferred' in groups) {
+      const said = groups.deferred === undefined ? {} : { peerResyncMoved: groups.deferred };
+      return { result: 'deferred', bucketsDiffering: 0, ...said, ...this.#report };
+    }
     if (groups.length === 0) return { result: 'equal', bucketsDiffering: 0, ...this.#report };
     // The clock starts once waiting for in-flight replication is over (that wait has its own bound).
     this.#deadlineMonoMs = this.#deps.monoMs() + this.#deps.deadlineBaseMs;
@@ -118,13 +125,13 @@ export class Resync {
   }
 
   /** Waits (a bounded number of times) for in-flight replication, then compares groups. */
-  async #differingGroups(): Promise<number[] | 'deferred'> {
+  async #differingGroups(): Promise<number[] | { deferred: number | undefined }> {
     for (let attempt = 0; ; attempt += 1) {
       const answer = await this.#call('GET', `/sync/digest?from=${this.#deps.store.nodeId}`);
       const remote = parseDigest(answer);
       if (remote.nodeId !== this.#peerNodeId) throw new Error('peer node id changed during resync');
       if (remote.root === this.#deps.store.digest.root()) return [];
-      if (remote.resyncing && this.#deps.yieldToBusyPeer) return 'deferred';
+      if (remote.resyncing && this.#deps.yieldToBusyPeer) return { deferred: remote.resyncMoved };
       const settling = remote.backlog > 0 || this.#deps.localBacklog() > 0;
       if (settling && attempt < bounds.resyncDefersMax) {
         await this.#deps.sleep(this.#deps.deferMs);
@@ -338,6 +345,7 @@ export class Resync {
         this.#report.entriesOfRemoved += ofRemoved;
     });
     this.#report.entriesSent += outcome.delivered;
+    this.#deps.onMoved?.(outcome.delivered);
     if (outcome.refused.length === 0) return;
     this.#report.entriesRefused += outcome.refused.length;
     this.#deps.log.warn(
@@ -353,6 +361,7 @@ export class Resync {
       entries.map((entry) => ({ kind: 'remote', entry, sourceNodeId: source })),
     );
     this.#report.entriesReceived += entries.length;
+    this.#deps.onMoved?.(entries.length);
     const behind = results.filter((result) => result.refused === 'behind-horizon').length;
     if (behind > 0) this.#deps.behindHorizon?.(source, behind);
   }

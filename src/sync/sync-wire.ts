@@ -21,6 +21,11 @@ export interface DigestAnswer {
   readonly backlog: number;
   /** Whether the answering node is itself running a resync (then the asker may yield). */
   readonly resyncing: boolean;
+  /**
+   * Entries the answering node's resyncs have moved since it started (undefined from a
+   * version that does not say): while it grows, the busy node is getting on.
+   */
+  readonly resyncMoved: number | undefined;
 }
 
 function bad(message: string): PeerkvError {
@@ -33,7 +38,7 @@ function isObject(value: unknown): value is Record<string, unknown> {
 
 export function parseDigest(value: unknown): DigestAnswer {
   if (!isObject(value)) throw bad('digest answer is not an object');
-  const { nodeId, root, groups, backlog, resyncing } = value;
+  const { nodeId, root, groups, backlog, resyncing, resyncMoved } = value;
   if (typeof nodeId !== 'string' || !NODE_ID_PATTERN.test(nodeId)) throw bad('digest: bad nodeId');
   if (typeof root !== 'string' || !/^[0-9a-f]{64}$/.test(root)) throw bad('digest: bad root');
   if (
@@ -47,7 +52,20 @@ export function parseDigest(value: unknown): DigestAnswer {
     throw bad('digest: bad backlog');
   }
   if (resyncing !== undefined && typeof resyncing !== 'boolean') throw bad('digest: bad resyncing');
-  return { nodeId, root, groups: groups as string[], backlog, resyncing: resyncing === true };
+  if (
+    resyncMoved !== undefined &&
+    (typeof resyncMoved !== 'number' || !Number.isSafeInteger(resyncMoved) || resyncMoved < 0)
+  ) {
+    throw bad('digest: bad resyncMoved');
+  }
+  return {
+    nodeId,
+    root,
+    groups: groups as string[],
+    backlog,
+    resyncing: resyncing === true,
+    resyncMoved,
+  };
 }
 
 /** Parses a group list (request of POST /sync/buckets). */

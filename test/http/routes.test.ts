@@ -99,6 +99,7 @@ function syncService(store: FakeStore, digest: BucketDigest): SyncService {
     bucketRows: async () => ({ json: '', next: null }),
     backlogFor: (nodeId) => (nodeId === PEER_ID ? 7 : 0),
     resyncing: () => false,
+    resyncMoved: () => 0,
     clusterStatus: () => ({}),
   };
 }

@@ -454,6 +454,7 @@ export class SimNode {
           replicationLimits.resyncDeadlineMinMs,
           replicationLimits.resyncDeadlineTimeouts * config.timeoutMs,
         ),
+        onMoved: (entries) => this.#run?.supervisor.noteResyncMoved(entries),
       },
       peer.client,
       peer.nodeId!,
@@ -479,6 +480,7 @@ export class SimNode {
         peers.find((peer) => (peer.nodeId ?? peer.sender.peerNodeId) === nodeId)?.sender.pending ??
         0,
       resyncing: () => supervisor().resyncing,
+      resyncMoved: () => supervisor().resyncMoved,
       clusterStatus: () => ({}),
       refusesSender: isRemoved,
     };

@@ -32,6 +32,7 @@ function syncService(store: KvStore): SyncService {
     bucketRows: bucketRowsFromPool(pool, store.dbPath),
     backlogFor: () => 0,
     resyncing: () => false,
+    resyncMoved: () => 0,
     clusterStatus: () => ({}),
   };
 }
