@@ -16,7 +16,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, openSync, rmSync } from 'node:fs';
+import { mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -68,6 +68,12 @@ async function until(
 
 const hashOf = async (url: string) =>
   (JSON.parse(await call(`${url}/store/hash`, 'GET')) as { hash: string }).hash;
+
+/** CPU seconds (user and system, every thread) a process has used. */
+function cpuSec(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
 
 /** What moved through one node, from its /metrics: resync entries each way, /replicate calls, commits. */
 async function movedBy(url: string): Promise<Record<string, number>> {
@@ -129,10 +135,15 @@ async function once(): Promise<Record<string, number>> {
     const target = await hashOf(urls[0]!);
     children.push(start(1, nodeFlags));
     const spawned = performance.now();
+    const cpuBefore = cpuSec(children[0]!.pid!);
     await until('B ready', async () => (await call(`${urls[1]}/readyz`, 'GET')) !== '', 30_000);
     const readyMs = performance.now() - spawned;
     await until('equal hashes', async () => (await hashOf(urls[1]!)) === target, 600_000);
     const equalMs = performance.now() - spawned;
+    const cpu = {
+      'A.cpuSec': cpuSec(children[0]!.pid!) - cpuBefore,
+      'B.cpuSec': cpuSec(children[1]!.pid!),
+    };
     const counters = await Promise.all(urls.map(movedBy));
     return {
       keys,
@@ -141,6 +152,7 @@ async function once(): Promise<Record<string, number>> {
       equalMs: Math.round(equalMs),
       entriesPerSec: Math.round(keys / ((equalMs - readyMs) / 1000)),
       entriesPerSecFromSpawn: Math.round(keys / (equalMs / 1000)),
+      ...Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, Number(v.toFixed(2))])),
       ...Object.fromEntries(
         counters.flatMap((c, i) => Object.entries(c).map(([k, v]) => [`${'AB'[i]}.${k}`, v])),
       ),
