@@ -19,9 +19,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import minimist from 'minimist';
-import { request } from 'undici';
 import { distState } from '../../bin/dist.js';
-import { bulkBody, freePort, stopChild } from './probe-support.ts';
+import { bulkBody, call, freePort, stopChild } from './probe-support.ts';
 
 const args = minimist(process.argv.slice(2), {
   string: ['keys', 'nodes', 'batch', 'idle-sec', 'node-flag'],
@@ -40,25 +39,11 @@ if (args['heap-snapshot']) {
 }
 const IN_FLIGHT = 2;
 const SAMPLE_MS = 100;
-const CALL_TIMEOUT_MS = 120_000;
 const MiB = 1024 * 1024;
 
 function rssMiB(pid: number): number {
   const match = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return match ? Number(match[1]) / 1024 : 0;
-}
-
-async function call(url: string, method: 'GET' | 'POST', body?: string): Promise<string> {
-  const answer = await request(url, {
-    method,
-    body,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    headersTimeout: CALL_TIMEOUT_MS,
-    bodyTimeout: CALL_TIMEOUT_MS,
-  });
-  const text = await answer.body.text();
-  assert.equal(answer.statusCode, 200, text);
-  return text;
 }
 
 async function waitReady(url: string): Promise<void> {

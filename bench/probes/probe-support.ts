@@ -1,6 +1,8 @@
 /** What the one-off probes under bench/probes/ share. */
+import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
+import { request } from 'undici';
 
 /** The source node id of the probes' bulk loads (`POST /replicate` bodies). */
 const BULK_NODE = '00000000000000b0';
@@ -26,6 +28,22 @@ export function bulkBody(first: number, count: number, baseTimestamp: number): s
     entries.push(`{"key":"k${index}","value":${value},"version":"${version}"}`);
   }
   return `{"from":"${BULK_NODE}","entries":[${entries.join(',')}]}`;
+}
+
+const CALL_TIMEOUT_MS = 120_000;
+
+/** One request to a node (a JSON body when given); its answer's text, which must be a 200. */
+export async function call(url: string, method: 'GET' | 'POST', body?: string): Promise<string> {
+  const answer = await request(url, {
+    method,
+    body,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    headersTimeout: CALL_TIMEOUT_MS,
+    bodyTimeout: CALL_TIMEOUT_MS,
+  });
+  const text = await answer.body.text();
+  assert.equal(answer.statusCode, 200, text);
+  return text;
 }
 
 /** SIGTERM, and the exit awaited. */

@@ -14,16 +14,14 @@
  *
  *   npx tsx bench/probes/rebuild.ts [--keys 200000] [--runs 1]
  */
-import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import minimist from 'minimist';
-import { request } from 'undici';
 import { distState } from '../../bin/dist.js';
-import { bulkBody, freePort, stopChild } from './probe-support.ts';
+import { bulkBody, call, freePort, stopChild } from './probe-support.ts';
 
 const args = minimist(process.argv.slice(2), {
   string: ['keys', 'runs', 'node-flag', 'logs', 'pingfreq'],
@@ -37,20 +35,6 @@ const nodeFlags = [args['node-flag'] ?? []].flat() as string[];
 const pingfreq = String(args.pingfreq ?? 0.5);
 const BATCH = 5_000;
 const IN_FLIGHT = 2;
-const CALL_TIMEOUT_MS = 120_000;
-
-async function call(url: string, method: 'GET' | 'POST', body?: string): Promise<string> {
-  const answer = await request(url, {
-    method,
-    body,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    headersTimeout: CALL_TIMEOUT_MS,
-    bodyTimeout: CALL_TIMEOUT_MS,
-  });
-  const text = await answer.body.text();
-  assert.equal(answer.statusCode, 200, text);
-  return text;
-}
 
 /** Polls `probe` every 20 ms until it is true; the ms it took. */
 async function until(
