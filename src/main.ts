@@ -5,11 +5,8 @@
  */
 import { NODE_USAGE, parseFlags, parseNodeArgs } from './cli.ts';
 import { CLIENT_COMMANDS } from './client-cli/usage.ts';
-import { CLUSTER_USAGE, parseClusterArgs, runCluster } from './cluster.ts';
 import { ConfigError } from './errors.ts';
 import { createRootLogger } from './log.ts';
-import { parseRestoreArgs, RESTORE_USAGE, runRestore } from './restore-command.ts';
-import { createTokenLines, parseTokenArgs, TOKEN_USAGE } from './token-command.ts';
 
 const USAGE = `Usage: peerkv <command> [flags]
 
@@ -90,18 +87,23 @@ async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   if (command === 'node') return runNode(rest);
   if (command === 'new-id') return runNewId(rest);
+  // Each command's modules load only for it: a node does not carry the cluster
+  // launcher's child_process, the restore's backup reader or the token maker.
   if (command === 'restore') {
+    const { parseRestoreArgs, RESTORE_USAGE, runRestore } = await import('./restore-command.ts');
     const request = parseRestoreArgs(rest);
     process.stdout.write(request ? runRestore(request) : RESTORE_USAGE);
     return;
   }
   if (command === 'cluster') {
+    const { CLUSTER_USAGE, parseClusterArgs, runCluster } = await import('./cluster.ts');
     const options = parseClusterArgs(rest);
     if (!options) process.stdout.write(CLUSTER_USAGE);
     else await runCluster(options);
     return;
   }
   if (command === 'token') {
+    const { createTokenLines, parseTokenArgs, TOKEN_USAGE } = await import('./token-command.ts');
     const request = parseTokenArgs(rest);
     process.stdout.write(request ? createTokenLines(request) : TOKEN_USAGE);
     return;

@@ -1,11 +1,11 @@
 /**
- * The node's Prometheus metrics (prom-client), one registry per node, made in
+ * The node's Prometheus metrics (prom-client, through ./prom-core.ts), one registry per node, made in
  * the wiring (src/node.ts) and handed to components as the small interfaces
  * below — never a module-level singleton. Event counts are pushed by the
  * components (requests, commits, lag, resyncs, pool tasks, rejections); state
  * (keys, file size, peers) is sampled from a probe when Prometheus scrapes.
  */
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from './prom-core.ts';
 
 /**
  * Why a request was refused, for `peerkv_rejected_requests_total{reason}`.
