@@ -65,6 +65,8 @@ export const limits = {
   checkpointIntervalMs: 100,
   checkpointTailFrames: 4_096,
   checkpointHoldMsMax: 50,
+  /** Rows changed since a settled checkpoint that the node copies itself (src/store/checkpointer.ts). */
+  checkpointInlineChangesMax: 16,
   /** Mutations waiting for the writer; past this, writes get 503. */
   writeQueueMutationsMax: 100_000,
   /** Mutations committed in one SQLite transaction before yielding. */

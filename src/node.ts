@@ -165,6 +165,7 @@ export class PeerkvNode {
       tailFrames: limits.checkpointTailFrames,
       holdWrites: () => this.writes.hold(),
       holdMsMax: limits.checkpointHoldMsMax,
+      inlineChangesMax: limits.checkpointInlineChangesMax,
       onCheckpoint: (thread, result, ms) =>
         metrics.observeCheckpoint(thread, result.walFrames, ms / 1000),
       log: log.child({ component: 'checkpoint' }),

@@ -19,6 +19,12 @@
  *   after (without a hold to use, it copies what the pool's checkpoint left).
  * - When the pool cannot take the task, the node checkpoints on its own
  *   connection: the WAL must not grow without bound.
+ * - When at most `inlineChangesMax` rows changed since a checkpoint that
+ *   copied everything (an idle node's tombstone horizon, a write now and
+ *   then), the node copies those few pages itself: 0.2-1.2 ms here, about a
+ *   round trip to a worker, and the pool's threads can then end. A worker
+ *   kept alive for them was ~9 MiB of an idle node's RSS (bench/ANALYSIS.md,
+ *   "Idle memory").
  *
  * Checkpoints change no row and no durability: a commit is durable in the
  * WAL (`--sync full` fsyncs it at every commit), and SQLite's checkpoint
@@ -77,6 +83,8 @@ export interface CheckpointerOptions {
   readonly holdWrites?: () => () => void;
   /** The longest a hold lasts; a checkpoint still running then may leave frames to the node. */
   readonly holdMsMax: number;
+  /** Up to this many changed rows since a settled checkpoint, the node checkpoints itself (see above). */
+  readonly inlineChangesMax?: number;
   /** After each checkpoint: where it ran, what it reported, how long it took. */
   readonly onCheckpoint?: (thread: CheckpointThread, result: CheckpointResult, ms: number) => void;
   readonly log?: Logger;
@@ -137,20 +145,26 @@ export class Checkpointer {
     if (this.#closed) return Promise.resolve();
     const changes = this.#store.changesMade();
     if (changes === this.#changesSeen && this.#settled) return Promise.resolve();
+    const few =
+      this.#changesSeen >= 0 &&
+      changes - this.#changesSeen <= (this.#options.inlineChangesMax ?? -1);
     this.#changesSeen = changes;
-    this.#running = this.#checkpoint().finally(() => {
+    this.#running = this.#checkpoint(few).finally(() => {
       this.#running = null;
     });
     return this.#running;
   }
 
-  async #checkpoint(): Promise<void> {
+  /** `few`: few rows changed since the last checkpoint (inlineChangesMax). */
+  async #checkpoint(few: boolean): Promise<void> {
     const tailFrames = this.#options.tailFrames;
     // A long WAL: hold the node's commits, so this one copies every frame and the next write
     // rewinds the WAL. Writes wait for it (a few ms); the event loop does not.
     const release = this.#walFrames >= this.#holdAtFrames ? this.#holdWrites() : null;
     try {
-      let result = await this.#inPool();
+      // Only after a checkpoint that copied everything: then this one copies just the new frames.
+      const small = few && this.#settled && !release;
+      let result = small ? this.#inline() : await this.#inPool();
       if (this.#closed) return;
       if (result === null) {
         result = this.#inline();

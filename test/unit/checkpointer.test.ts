@@ -66,7 +66,11 @@ class FakePool implements CheckpointPool {
   }
 }
 
-function checkpointerOver(tailFrames = 1_000, holdWrites?: () => () => void) {
+function checkpointerOver(
+  tailFrames = 1_000,
+  holdWrites?: () => () => void,
+  inlineChangesMax?: number,
+) {
   const store = new FakeStore();
   const pool = new FakePool(store);
   const threads: CheckpointThread[] = [];
@@ -77,6 +81,7 @@ function checkpointerOver(tailFrames = 1_000, holdWrites?: () => () => void) {
     tailFrames,
     holdMsMax: 50,
     ...(holdWrites ? { holdWrites } : {}),
+    ...(inlineChangesMax === undefined ? {} : { inlineChangesMax }),
     onCheckpoint: (thread) => threads.push(thread),
     log: log as never,
   });
@@ -98,6 +103,41 @@ describe('Checkpointer', () => {
     assert.equal(pool.calls, 2);
     assert.deepEqual(threads, ['pool', 'pool']);
     assert.equal(store.nodeCheckpoints, 0, 'a short WAL is left to the pool');
+  });
+
+  it("copies a few changes on the node's connection, more in the pool", async () => {
+    const { store, pool, checkpointer, threads } = checkpointerOver(1_000, undefined, 16);
+    store.frames = 5;
+    store.changes = 100;
+    await checkpointer.round();
+    assert.deepEqual(threads, ['pool'], 'the first checkpoint: nothing known of the WAL');
+    store.changes = 116;
+    store.frames = 9;
+    await checkpointer.round();
+    assert.deepEqual(threads, ['pool', 'node'], '16 changes: the node copies them');
+    assert.equal(pool.calls, 1);
+    store.changes = 133;
+    await checkpointer.round();
+    assert.deepEqual(threads, ['pool', 'node', 'pool'], '17 changes: the pool copies them');
+    store.changes = 134;
+    await checkpointer.round();
+    assert.deepEqual(threads, ['pool', 'node', 'pool', 'node']);
+  });
+
+  it('a few changes after a checkpoint that left frames behind still go to the pool', async () => {
+    const { store, pool, checkpointer, threads } = checkpointerOver(1_000, undefined, 16);
+    store.frames = 800;
+    store.changes = 10;
+    pool.left = 500;
+    await checkpointer.round();
+    store.changes = 11;
+    await checkpointer.round();
+    assert.deepEqual(threads, ['pool', 'pool'], 'not settled: the node would copy the 500 left');
+    pool.left = 0;
+    await checkpointer.round();
+    store.changes = 12;
+    await checkpointer.round();
+    assert.deepEqual(threads, ['pool', 'pool', 'pool', 'node'], 'settled: now the node copies');
   });
 
   it('checkpoints again while the last one left frames behind, even without new changes', async () => {
