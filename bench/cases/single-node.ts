@@ -5,6 +5,8 @@
  * / 10 % write mix, each with its latency percentiles, beside the ceilings;
  * then the concurrency sweep (concurrency.ts) on the same node.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { limits } from '../../src/limits.ts';
 import type { BenchCase, BenchContext } from '../lib/bench-context.ts';
 import type { LoadResult } from '../lib/load.ts';
 import { blendLoads, percentileRowsFromLoad, rowsFromLoad } from '../lib/load-rows.ts';
@@ -118,11 +120,21 @@ function vsParsing(
   }).filter((row) => row.metric === 'throughput');
 }
 
+/** Past the pool's idle timeout, so its start-up threads have ended. */
+const IDLE_AFTER_READY_MS = limits.poolIdleTimeoutMs + 5_000;
+
 async function run(ctx: BenchContext): Promise<CaseResult[]> {
+  // Issue 14's idle RSS: a node on an empty data dir that is never asked anything. It idles
+  // through the runs below (no peers: it pings no one) and is read once its pool idled out.
+  const idle = await startSingleNode(ctx, 'idle', singleNodeOptions);
+  const idleReadyMonoMs = performance.now();
   const node = await startSingleNode(ctx, 'single', singleNodeOptions);
   await bulkLoad([node], makeBulkData(preloadedKeys));
   const { writes, reads, readsQuery, mixed } = await measure(ctx, node.url);
   const rssBytes = await readRssBytes(node.server.pid);
+  await sleep(Math.max(0, idleReadyMonoMs + IDLE_AFTER_READY_MS - performance.now()));
+  const idleRssBytes = await readRssBytes(idle.server.pid);
+  await ctx.processes.stop(idle.server);
   const c = ctx.settings.connectionsDefault;
   const sweepRows = await runConcurrencySweep(
     ctx,
@@ -177,6 +189,14 @@ async function run(ctx: BenchContext): Promise<CaseResult[]> {
       metric: 'RSS',
       value: rssBytes / MiB,
       unit: 'MiB',
+    },
+    {
+      group,
+      name: `idle node: empty, no peers, never asked anything, ${IDLE_AFTER_READY_MS / 1000} s after ready`,
+      metric: 'RSS',
+      value: idleRssBytes / MiB,
+      unit: 'MiB',
+      target: { on: 'value', op: '<=', threshold: 70 },
     },
   ];
   ctx.report.addNote(
