@@ -61,6 +61,8 @@ interface DifferingBucket {
   readonly bucket: number;
   readonly localCount: number;
   readonly remoteCount: number;
+  /** The peer's bucket sum, as /sync/buckets gave it. */
+  readonly remoteSum?: number;
 }
 
 export interface ResyncReport {
@@ -79,6 +81,8 @@ export interface ResyncReport {
   readonly entriesOfRemoved: number;
   readonly bytesSent: number;
   readonly bytesReceived: number;
+  /** Differing buckets that replication brought level before their key summaries were asked for. */
+  readonly bucketsLevelled: number;
 }
 
 export class Resync {
@@ -93,6 +97,7 @@ export class Resync {
     entriesOfRemoved: 0,
     bytesSent: 0,
     bytesReceived: 0,
+    bucketsLevelled: 0,
   };
   #entriesTotal = 0;
   #lastProgressMonoMs = Number.NEGATIVE_INFINITY;
@@ -155,7 +160,12 @@ export class Resync {
       ) {
         const theirs = remote.get(bucket)!;
         if (theirs.sum === digest.sums[bucket]) continue;
-        differing.push({ bucket, localCount: digest.counts[bucket]!, remoteCount: theirs.count });
+        differing.push({
+          bucket,
+          localCount: digest.counts[bucket]!,
+          remoteCount: theirs.count,
+          remoteSum: theirs.sum,
+        });
       }
     }
     return differing;
@@ -230,11 +240,23 @@ export class Resync {
     }
   }
 
-  /** Exchanges key summaries of buckets both sides hold; moves only what wins the merge. */
-  async #diffBuckets(differing: DifferingBucket[]): Promise<void> {
+  /**
+   * Exchanges key summaries of buckets both sides hold; moves only what wins the
+   * merge. Ours are read first: replication may bring a bucket level meanwhile
+   * (a restarted node's peers push what it missed while it resyncs, and its pool
+   * may be busy with the start-up scrub), and the peer's summaries of a bucket
+   * that now sums as the peer's did are not asked for (bench/ANALYSIS.md, "A
+   * restarted peer's resync racing its peers' senders").
+   */
+  async #diffBuckets(found: DifferingBucket[]): Promise<void> {
+    let local = await this.#localSummaries(found.map((b) => b.bucket));
+    const sums = this.#deps.store.digest.sums;
+    const differing = found.filter((b) => b.remoteSum === undefined || sums[b.bucket] !== b.remoteSum);
+    this.#report.bucketsLevelled += found.length - differing.length;
+    if (differing.length === 0) return;
     const buckets = differing.map((b) => b.bucket);
+    if (differing.length < found.length) local = await this.#localSummaries(buckets);
     const remote = await this.#remoteSummaries(buckets, this.#guard(differing));
-    const local = await this.#localSummaries(buckets);
     const toPull: string[] = [];
     for (const [key, theirs] of remote) {
       const mine = local.get(key);

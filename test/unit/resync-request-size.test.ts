@@ -5,77 +5,16 @@
 // over the route's 1 MiB: 413, and the resync failed the same way at every retry.
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import pino from 'pino';
 import { HybridClock } from '../../src/clock.ts';
-import { PeerkvError } from '../../src/errors.ts';
-import { bucketRowsFromPool, peerHandlers, type SyncService } from '../../src/http/sync-routes.ts';
-import { createInlineStorePool } from '../../src/inline-pool.ts';
-import { limits, replicateBodyBytesMax, replicationLimits } from '../../src/limits.ts';
-import { PeerCallError, type PeerTransport } from '../../src/replication/peer-transport.ts';
+import { limits, replicationLimits } from '../../src/limits.ts';
 import { bucketOf } from '../../src/store/digest.ts';
 import { KvStore } from '../../src/store/kv-store.ts';
 import { FETCH_BODY_FRAMING_BYTES, fetchBatch, Resync } from '../../src/sync/resync.ts';
+import { resyncDeps, transportTo } from './resync-fixture.ts';
 import { dumpContent, TempDirs } from './store-fixture.ts';
 
-const VALUE_BYTES_MAX = 1024 * 1024;
 const dirs = new TempDirs();
 after(() => dirs.remove());
-
-function syncService(store: KvStore): SyncService {
-  const pool = createInlineStorePool();
-  return {
-    nodeId: store.nodeId,
-    digest: store.digest,
-    submit: async (mutations) => store.applyMutations(mutations),
-    writeRoom: () => limits.writeQueueMutationsMax,
-    get: (key) => store.get(key),
-    bucketRows: bucketRowsFromPool(pool, store.dbPath),
-    backlogFor: () => 0,
-    resyncing: () => false,
-    resyncMoved: () => 0,
-    clusterStatus: () => ({}),
-  };
-}
-
-/** The peer's handlers behind the body limits its HTTP routes enforce. */
-function transportTo(store: KvStore, clock: HybridClock, bodies: number[]): PeerTransport {
-  const handlers = peerHandlers(syncService(store), {
-    valueBytesMax: VALUE_BYTES_MAX,
-    timestampMax: () => clock.timestampMax(),
-  });
-  return {
-    url: 'http://peer.invalid:1',
-    ping: () => Promise.reject(new Error('not used')),
-    close: async () => {},
-    call: async (method, path, body) => {
-      const bytes = body === undefined ? 0 : Buffer.byteLength(body);
-      bodies.push(bytes);
-      const bytesMax =
-        path === '/replicate' ? replicateBodyBytesMax(VALUE_BYTES_MAX) : limits.syncBodyBytesMax;
-      if (bytes > bytesMax) {
-        throw new PeerCallError(`${method} ${path} answered 413`, { status: 413 });
-      }
-      const parsed = body === undefined ? undefined : JSON.parse(body);
-      let text: string;
-      try {
-        if (path === '/replicate') text = await handlers.replicate(async () => parsed);
-        else if (path.startsWith('/sync/digest')) text = handlers.digest(null);
-        else if (path === '/sync/buckets') text = handlers.buckets(parsed);
-        else if (path === '/sync/rows') text = await handlers.rows(parsed);
-        else if (path === '/sync/fetch') text = handlers.fetch(parsed);
-        else throw new Error(`no route ${path}`);
-      } catch (error) {
-        if (error instanceof PeerkvError) {
-          throw new PeerCallError(`${method} ${path} answered ${error.status}`, {
-            status: error.status,
-          });
-        }
-        throw error;
-      }
-      return { json: JSON.parse(text), headers: {}, bytes: Buffer.byteLength(text) };
-    },
-  };
-}
 
 /**
  * Long keys that all fall in the first 64 buckets: one resync round holds at most 64 buckets,
@@ -102,24 +41,7 @@ describe('resync request sizes', () => {
     a.applyMutations(keys.map((key) => ({ kind: 'local', key, valueJson: '"old"' })));
     b.applyMutations(keys.map((key) => ({ kind: 'local', key, valueJson: '"new"' })));
     const bodies: number[] = [];
-    const resync = new Resync(
-      {
-        store: a,
-        pool: createInlineStorePool(),
-        submit: async (mutations) => a.applyMutations(mutations),
-        log: pino({ level: 'silent' }),
-        valueBytesMax: VALUE_BYTES_MAX,
-        localBacklog: () => 0,
-        sleep: async () => {},
-        deferMs: 0,
-        timestampMax: () => clockA.timestampMax(),
-        yieldToBusyPeer: false,
-        monoMs: () => performance.now(),
-        deadlineBaseMs: 600_000,
-      },
-      transportTo(b, clockB, bodies),
-      b.nodeId,
-    );
+    const resync = new Resync(resyncDeps(a, clockA), transportTo(b, clockB, bodies), b.nodeId);
     const report = await resync.run();
     assert.equal(report.result, 'synced');
     assert.equal(report.entriesReceived, keys.length);

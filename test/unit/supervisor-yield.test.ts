@@ -20,6 +20,7 @@ const nothing = {
   entriesOfRemoved: 0,
   bytesSent: 0,
   bytesReceived: 0,
+  bucketsLevelled: 0,
 };
 
 function deferred(peerResyncMoved?: number): ResyncReport {
