@@ -2,8 +2,8 @@
  * The parts of prom-client a node uses, loaded without the rest. Its index
  * also loads the Pushgateway (https, tls), the cluster aggregator and, through
  * the process CPU counter, `@opentelemetry/api` for exemplars we never make:
- * 4.4 MiB of an idle node's RSS (bench/ANALYSIS.md, "Idle memory: prom-client's
- * index"). The default metrics are prom-client's own modules, all but the CPU
+ * 4.4 MiB of RSS in a bare process, 0.8 MiB of a node's (bench/ANALYSIS.md,
+ * "Idle memory"). The default metrics are prom-client's own modules, all but the CPU
  * counters, which `processCpu` below gives under the same names.
  * `test/unit/prom-core.test.ts` checks these are the very values prom-client
  * exports and that the registry holds every default metric prom-client's

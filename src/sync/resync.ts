@@ -251,7 +251,9 @@ export class Resync {
   async #diffBuckets(found: DifferingBucket[]): Promise<void> {
     let local = await this.#localSummaries(found.map((b) => b.bucket));
     const sums = this.#deps.store.digest.sums;
-    const differing = found.filter((b) => b.remoteSum === undefined || sums[b.bucket] !== b.remoteSum);
+    const differing = found.filter(
+      (b) => b.remoteSum === undefined || sums[b.bucket] !== b.remoteSum,
+    );
     this.#report.bucketsLevelled += found.length - differing.length;
     if (differing.length === 0) return;
     const buckets = differing.map((b) => b.bucket);
