@@ -228,13 +228,22 @@ export class Supervisor {
    * finds the digests equal once the peer has brought it level.
    */
   #want(peer: Peer, trigger: string): void {
-    if (peer.resyncWanted) return;
     const now = this.#runtime.monoMs();
     const recovering = now - this.#startedMonoMs < this.#deps.startupWindowMs;
+    const notBefore =
+      recovering || trigger === 'anti-entropy' ? now : now + 2 * this.#deps.pingIntervalMs;
+    if (peer.resyncWanted) {
+      // A retry still pending (a resync that failed as the peer went down) when the peer
+      // comes back waits like a new one: the node that just started resyncs first, and a
+      // wiped one is filled once (test/unit/supervisor-want.test.ts).
+      if (trigger === 'new-peer' || trigger === 'recovered') {
+        peer.resyncNotBeforeMonoMs = Math.max(peer.resyncNotBeforeMonoMs, notBefore);
+      }
+      return;
+    }
     peer.resyncWanted = trigger;
     peer.resyncWantedAtMonoMs = now;
-    peer.resyncNotBeforeMonoMs =
-      recovering || trigger === 'anti-entropy' ? now : now + 2 * this.#deps.pingIntervalMs;
+    peer.resyncNotBeforeMonoMs = notBefore;
   }
 
   async #ping(peer: Peer, antiEntropy: boolean): Promise<void> {
