@@ -125,11 +125,10 @@ test('a full disk: reads go on, writes get 507, nothing partial is stored, recov
     assert.ok(refused, `a write was refused within ${WRITES_UNTIL_FULL_MAX} writes`);
     assertError(refused, 507, 'STORAGE_FULL', 'a write on a full disk');
 
-    // The cursor toward B moved over what B acknowledged; writing it down fails now.
-    await waitFor(() => fs.readFileSync(a.logPath, 'utf8').includes('cursor not persisted'), {
-      timeoutMs: DEADLINE_MS,
-      message: 'A tried (and failed) to persist its cursor',
-    });
+    // The cursor toward B moves over what B acknowledged. Writing it down may fail now, or fit
+    // in WAL space SQLite already holds (the WAL restarts at its first frame once a checkpoint
+    // copied every frame; small writes then need no new space). If it failed, it must be
+    // written down once space returns (checked below).
     const status = await getJson(`${a.url}/cluster`);
     assert.equal(a.running, true, `A is still running\n${a.tail()}`);
     assert.deepEqual(
@@ -156,10 +155,12 @@ test('a full disk: reads go on, writes get 507, nothing partial is stored, recov
       { timeoutMs: DEADLINE_MS, message: 'writes accepted again once space returned' },
     );
     assert.ok(revived);
-    await waitFor(() => fs.readFileSync(a.logPath, 'utf8').includes('cursor persisted again'), {
-      timeoutMs: DEADLINE_MS,
-      message: 'the cursor was written down once space returned',
-    });
+    if (fs.readFileSync(a.logPath, 'utf8').includes('cursor not persisted')) {
+      await waitFor(() => fs.readFileSync(a.logPath, 'utf8').includes('cursor persisted again'), {
+        timeoutMs: DEADLINE_MS,
+        message: 'the cursor was written down once space returned',
+      });
+    }
     await waitFor(async () => (await getJson(`${b.url}/kv/after`)).status === 200, {
       timeoutMs: DEADLINE_MS,
       message: 'replication to B resumed',
