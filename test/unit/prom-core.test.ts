@@ -2,8 +2,6 @@
 // default metric prom-client's collectDefaultMetrics registers (the CPU counters made here),
 // and a node's modules never load prom-client's index nor @opentelemetry/api (~4 MiB of RSS).
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import * as prom from 'prom-client';
 import { Metrics } from '../../src/metrics/metrics.ts';
@@ -16,8 +14,7 @@ import {
   REPLACED_DEFAULT_METRIC,
   Registry,
 } from '../../src/metrics/prom-core.ts';
-
-const root = join(import.meta.dirname, '..', '..');
+import { modulesLoadedBy } from '../helpers/loaded-modules.ts';
 
 /** Metric name -> its # HELP and # TYPE lines, from a registry's exposition text. */
 async function described(registry: prom.Registry): Promise<Map<string, string>> {
@@ -84,27 +81,17 @@ describe('prom-core', () => {
   });
 
   test("a node's metrics load neither prom-client's index nor @opentelemetry/api", () => {
-    // A fresh process: this test file itself imported all of prom-client above.
-    const script = [
+    const loaded = modulesLoadedBy([
       "await import('./src/node.ts');",
       "const { Metrics } = await import('./src/metrics/metrics.ts');",
       "await new Metrics('n1').registry.metrics();",
-      "const { createRequire } = await import('node:module');",
-      'const loaded = Object.keys(createRequire(import.meta.url).cache);',
-      'console.log(JSON.stringify(loaded));',
-    ].join('\n');
-    const child = spawnSync(
-      process.execPath,
-      ['--import', 'tsx', '--input-type=module', '-e', script],
-      { cwd: root, encoding: 'utf8', timeout: 60_000 },
-    );
-    assert.equal(child.status, 0, child.stderr);
-    const loaded = JSON.parse(child.stdout.trim()) as string[];
+    ]);
+    const shown = loaded.join('\n');
     assert.ok(
       loaded.some((path) => path.endsWith('/prom-client/lib/registry.js')),
-      child.stdout,
+      shown,
     );
-    assert.ok(!loaded.some((path) => path.endsWith('/prom-client/index.js')), child.stdout);
-    assert.ok(!loaded.some((path) => path.includes('/@opentelemetry/')), child.stdout);
+    assert.ok(!loaded.some((path) => path.endsWith('/prom-client/index.js')), shown);
+    assert.ok(!loaded.some((path) => path.includes('/@opentelemetry/')), shown);
   });
 });

@@ -2,15 +2,12 @@
 // node's modules never load undici's index (fetch, WebSocket, the cache: ~5 MiB of idle RSS),
 // nor pino-pretty when the node logs JSON.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import * as undici from 'undici';
 import { buildConnector, Pool } from '../../src/replication/undici-core.ts';
-
-const root = join(import.meta.dirname, '..', '..');
+import { modulesLoadedBy } from '../helpers/loaded-modules.ts';
 
 describe('undici-core', () => {
   test('exports the very Pool and buildConnector that undici exports', () => {
@@ -34,26 +31,16 @@ describe('undici-core', () => {
   });
 
   test("the node's modules load undici's pool but not its index, nor pino-pretty", () => {
-    // A fresh process: this test file itself imported all of undici above.
-    const script = [
+    const loaded = modulesLoadedBy([
       "await import('./src/node.ts');",
       "(await import('./src/log.ts')).createRootLogger('silent', {}, 'json');",
-      "const { createRequire } = await import('node:module');",
-      'const loaded = Object.keys(createRequire(import.meta.url).cache);',
-      'console.log(JSON.stringify(loaded));',
-    ].join('\n');
-    const child = spawnSync(
-      process.execPath,
-      ['--import', 'tsx', '--input-type=module', '-e', script],
-      { cwd: root, encoding: 'utf8', timeout: 60_000 },
-    );
-    assert.equal(child.status, 0, child.stderr);
-    const loaded = JSON.parse(child.stdout.trim()) as string[];
+    ]);
+    const shown = loaded.join('\n');
     assert.ok(
       loaded.some((path) => path.endsWith('/undici/lib/dispatcher/pool.js')),
-      child.stdout,
+      shown,
     );
-    assert.ok(!loaded.some((path) => path.endsWith('/undici/index.js')), child.stdout);
-    assert.ok(!loaded.some((path) => path.includes('/node_modules/pino-pretty/')), child.stdout);
+    assert.ok(!loaded.some((path) => path.endsWith('/undici/index.js')), shown);
+    assert.ok(!loaded.some((path) => path.includes('/node_modules/pino-pretty/')), shown);
   });
 });
