@@ -318,6 +318,7 @@ export class ClusterMembers {
     } finally {
       await client.close();
     }
+    await this.gossip.refresh();
     if (this.membership.isRemoved(nodeId) && this.isClosed(nodeId)) {
       throw new PeerkvError(
         'MEMBER_CLOSED',

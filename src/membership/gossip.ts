@@ -115,6 +115,23 @@ export class MembershipGossip {
       if (now - (this.#failedAt.get(url) ?? Number.NEGATIVE_INFINITY) < retryMs) continue;
       urls.push(url);
     }
+    await this.#exchangeAll(urls);
+  }
+
+  /**
+   * Exchanges lists now with every peer and contact, whatever their state and however recent
+   * the last exchange, and waits until each answered or failed: an operator's add decides on
+   * the latest list the reachable members hold, not on what this node last heard (a removal
+   * made elsewhere a moment ago must not make the add a no-op that the removal then undoes).
+   */
+  async refresh(): Promise<void> {
+    const urls = new Set<string>();
+    for (const peer of this.#deps.peers()) if (peer.state !== 'self') urls.add(peer.url);
+    for (const url of this.#deps.contacts()) urls.add(url);
+    await this.#exchangeAll([...urls]);
+  }
+
+  async #exchangeAll(urls: readonly string[]): Promise<void> {
     await Promise.all(
       urls.map((url) =>
         this.#exchangeWith(url).then(
