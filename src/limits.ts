@@ -108,6 +108,11 @@ export const limits = {
   /** GET /cluster/nodes: the longest wait for a peer's /cluster, and how long an answer is reused. */
   overviewFetchTimeoutMs: 2_000,
   overviewCacheMs: 500,
+  /**
+   * POST /cluster/members: the longest wait for the member lists of the members it can reach
+   * before the add decides (a member that drops packets would otherwise hold it for --timeout).
+   */
+  memberAddRefreshMsMax: 2_000,
   /** How long shutdown waits for in-flight requests before closing their connections. */
   shutdownGraceMs: 5_000,
   /**

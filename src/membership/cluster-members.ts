@@ -10,9 +10,10 @@
  */
 import type { Logger } from 'pino';
 import { PeerkvError } from '../errors.ts';
+import { limits } from '../limits.ts';
 import type { MemberService, MemberView } from '../http/member-routes.ts';
 import type { PeerTransport } from '../replication/peer-transport.ts';
-import { nodeRuntime, type Runtime } from '../runtime.ts';
+import { nodeRuntime, type Runtime, type TimerHandle } from '../runtime.ts';
 import type { MemberRow } from '../store/types.ts';
 import type { Peer } from '../supervisor.ts';
 import { NODE_ID_PATTERN } from '../version.ts';
@@ -318,7 +319,16 @@ export class ClusterMembers {
     } finally {
       await client.close();
     }
-    await this.gossip.refresh();
+    // The latest lists the reachable members hold: a removal made elsewhere a moment ago must
+    // not make this add a no-op that the removal, arriving later, undoes.
+    let timer: TimerHandle | undefined;
+    await Promise.race([
+      this.gossip.refresh(),
+      new Promise<void>((resolve) => {
+        timer = this.#runtime.setTimeout(resolve, limits.memberAddRefreshMsMax, true);
+      }),
+    ]);
+    this.#runtime.clearTimeout(timer);
     if (this.membership.isRemoved(nodeId) && this.isClosed(nodeId)) {
       throw new PeerkvError(
         'MEMBER_CLOSED',

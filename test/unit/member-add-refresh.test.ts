@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import pino from 'pino';
 import { HybridClock } from '../../src/clock.ts';
+import { limits } from '../../src/limits.ts';
 import { ClusterMembers } from '../../src/membership/cluster-members.ts';
 import { memberVersion, parseMemberExchange } from '../../src/membership/membership.ts';
 import type { PeerTransport } from '../../src/replication/peer-transport.ts';
@@ -21,6 +22,8 @@ const indexOf = (url: string): number => Number(new URL(url).port) - 9100;
 class Wiring {
   readonly nodes: ClusterMembers[] = [];
   readonly #cut = new Set<string>();
+  /** Nodes whose member-list exchanges never answer (a member that drops packets). */
+  readonly silent = new Set<number>();
 
   cut(a: number, b: number): void {
     this.#cut.add(`${a}-${b}`).add(`${b}-${a}`);
@@ -53,6 +56,7 @@ class Wiring {
       call: async (_method, path, body) => {
         reachable();
         assert.equal(path, '/sync/members');
+        if (this.silent.has(to)) return new Promise<never>(() => {});
         const exchange = parseMemberExchange(JSON.parse(body ?? '{}'));
         return { json: this.nodes[to]!.service().merge(exchange) } as never;
       },
@@ -145,6 +149,26 @@ test('an add of a node every reachable list holds as a member answers added: fal
     assert.deepEqual(answer, { url: urlOf(2), nodeId: IDS[2], added: false });
     assert.deepEqual(b.membership.rows(), []);
   } finally {
+    await Promise.all(wiring.nodes.map((members) => members.stop()));
+  }
+});
+
+test('a member that never answers holds the add for at most memberAddRefreshMsMax', async () => {
+  const wiring = new Wiring();
+  for (let i = 0; i < 3; i += 1) wiring.nodes.push(node(wiring, i));
+  const b = wiring.nodes[1]!;
+  // The wait's timer is unref'd (a node's server keeps its loop alive); here the test does.
+  const keepAlive = setInterval(() => {}, 1_000);
+  try {
+    wiring.silent.add(0);
+    const startMs = performance.now();
+    const answer = await b.service().add(urlOf(2));
+    const tookMs = performance.now() - startMs;
+    assert.equal(answer.added, false);
+    assert.ok(tookMs >= limits.memberAddRefreshMsMax - 50, `waited ${tookMs} ms for the lists`);
+    assert.ok(tookMs < limits.memberAddRefreshMsMax + 1_000, `gave up after ${tookMs} ms`);
+  } finally {
+    clearInterval(keepAlive);
     await Promise.all(wiring.nodes.map((members) => members.stop()));
   }
 });
