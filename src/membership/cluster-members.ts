@@ -10,8 +10,8 @@
  */
 import type { Logger } from 'pino';
 import { PeerkvError } from '../errors.ts';
-import { limits } from '../limits.ts';
 import type { MemberService, MemberView } from '../http/member-routes.ts';
+import { limits } from '../limits.ts';
 import type { PeerTransport } from '../replication/peer-transport.ts';
 import { nodeRuntime, type Runtime, type TimerHandle } from '../runtime.ts';
 import type { MemberRow } from '../store/types.ts';
