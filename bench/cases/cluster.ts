@@ -264,7 +264,8 @@ function addNotes(ctx: BenchContext): void {
   ctx.report.addNote(
     scalingGroup,
     `The same cluster, grown to each size. ${writes} \`GET /store/hash\` is polled at ` +
-      `${hashRate}/s by one more connection during the write run. The restart is of node 1 ` +
+      `${hashRate}/s by one more connection during the write run, from a process of its own ` +
+      "(from the write load's process it measured that process's event loop). The restart is of node 1 " +
       'with its peers (equal data, so its start-up resyncs find equal hashes); GET /ping is ' +
       "loaded from the moment it answers until its start-up scrub's log line (autocannon stops " +
       'on whole seconds, so at least 1 s). Targets apply to the largest size; the flatness rows ' +

@@ -3,6 +3,8 @@
  * process. Returns a compact, JSON-friendly result; shows a throttled progress
  * line on stderr instead of autocannon's tables.
  */
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
 import { createHistogram, type RecordableHistogram } from 'node:perf_hooks';
 import autocannon from 'autocannon';
 import { BenchError } from './bench-error.ts';
@@ -41,6 +43,12 @@ export interface LoadOptions {
   overallRate?: number;
   /** Ends the measured run early when aborted (e.g. once a background task is done). */
   stopSignal?: AbortSignal;
+  /**
+   * Run in a process of its own (bench/lib/load-child.ts): for a light probe beside a heavy
+   * load, whose event loop would otherwise add its own delays to every latency the probe
+   * records. Only for options that travel as JSON (no request functions, no stop signal).
+   */
+  ownProcess?: boolean;
 }
 
 export interface LoadResult {
@@ -203,9 +211,43 @@ async function runAutocannon(
   }
 }
 
+/** Runs `options` in a child process (see LoadOptions.ownProcess). */
+function runInChild(options: LoadOptions): Promise<LoadResult> {
+  if (options.requests || options.requestsForConnection || options.stopSignal) {
+    throw new BenchError(
+      'BAD_OPTION',
+      `${options.label}: an own-process load takes JSON options only`,
+    );
+  }
+  const { progressStream: _stream, ...plain } = options;
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(import.meta.dirname, 'load-child.ts'), JSON.stringify(plain)],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  let out = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    out += chunk.toString();
+  });
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (code) => {
+      try {
+        if (code !== 0) throw new Error(`exited with code ${code}`);
+        resolve(JSON.parse(out) as LoadResult);
+      } catch (cause) {
+        reject(
+          new BenchError('LOAD_FAILED', `${options.label}: own-process load failed`, { cause }),
+        );
+      }
+    });
+  });
+}
+
 /** Warms up (if asked), then runs autocannon for `durationSec`; resolves with the compact result. */
 export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   validateLoadOptions(options);
+  if (options.ownProcess) return runInChild(options);
   const warmupSec = options.warmupSec ?? 0;
   if (warmupSec > 0) await runAutocannon(options, `${options.label} (warm-up)`, warmupSec);
   return runAutocannon(options, options.label, options.durationSec, options.stopSignal);
