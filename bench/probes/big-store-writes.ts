@@ -13,7 +13,7 @@
  * `--node-flag` passes a flag to node for the measured nodes (`--node-flag=--cpu-prof`).
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -172,6 +172,7 @@ async function run(tree: string, source: string): Promise<Record<string, number 
       loopDelayMaxMs: Number(
         (metric(after, /^nodejs_eventloop_lag_max_seconds (\S+)$/gm) * 1000).toFixed(1),
       ),
+      walMiB: Number((statSync(join(dir, 'peerkv.db-wal')).size / 2 ** 20).toFixed(1)),
       checkpointSec: Number(
         delta(/^peerkv_wal_checkpoint_duration_seconds_sum\{[^}]*\} (\S+)$/gm).toFixed(2),
       ),
