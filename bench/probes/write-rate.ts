@@ -20,7 +20,11 @@ import minimist from 'minimist';
 import { request } from 'undici';
 import { freePort } from './probe-support.ts';
 
-const args = minimist(process.argv.slice(2), { string: ['tree', 'nodes', 'seconds', 'sync'] });
+const args = minimist(process.argv.slice(2), {
+  string: ['tree', 'nodes', 'seconds', 'sync', 'node-flag'],
+});
+/** Flags for node itself, for every peerkv node (`--node-flag=--cpu-prof`). */
+const nodeFlags = [args['node-flag'] ?? []].flat() as string[];
 const tree = resolve(args.tree ?? join(import.meta.dirname, '..', '..'));
 const nodeCount = Number(args.nodes ?? 1);
 const seconds = Number(args.seconds ?? 12);
@@ -63,7 +67,7 @@ try {
     if (nodeCount > 1) nodeArgs.push('--peers', urls.join(','));
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', join(tree, 'src', 'main.ts'), 'node', ...nodeArgs],
+      [...nodeFlags, '--import', 'tsx', join(tree, 'src', 'main.ts'), 'node', ...nodeArgs],
       { cwd: tree, stdio: ['ignore', 'ignore', 'inherit'] },
     );
     children.push(child);
