@@ -252,6 +252,7 @@ export async function changeMembership(
   const viaNode = cluster.node(via);
   if (!viaNode.running) return skipped(`node${via} not running`);
   const url = cluster.peerUrl(via, index);
+  let added: unknown;
   try {
     const answer =
       type === 'member-remove'
@@ -264,10 +265,16 @@ export async function changeMembership(
             { timeoutMs: MEMBER_CALL_TIMEOUT_MS },
           );
     if (answer.status !== 200) return skipped(`HTTP ${answer.status} ${answer.text.slice(0, 120)}`);
+    added = (answer.body as { added?: unknown } | null)?.added;
   } catch (error) {
     return skipped(error instanceof Error ? error.message : String(error));
   }
   if (type === 'member-remove') cluster.removed.add(index);
   else cluster.removed.delete(index);
+  // "added": false is the via node's word that the node was a member already (in its list);
+  // kept in the history, since a removal it had not heard of yet could still undo it.
+  if (type === 'member-add' && added === false) {
+    return { result: 'done', detail: 'answered "added": false' };
+  }
   return done;
 }
