@@ -319,8 +319,7 @@ export class ClusterMembers {
     } finally {
       await client.close();
     }
-    // The latest lists the reachable members hold: a removal made elsewhere a moment ago must
-    // not make this add a no-op that the removal, arriving later, undoes.
+    // Decide on the latest lists the reachable members hold (see MembershipGossip.refresh).
     let timer: TimerHandle | undefined;
     await Promise.race([
       this.gossip.refresh(),

@@ -8,7 +8,9 @@
  *
  * `join` is the same exchange with a URL that is not a peer yet, made by a
  * node started with `--join`; `farewell` is one last exchange with a peer
- * that was just removed, so it learns it and stops replicating.
+ * that was just removed, so it learns it and stops replicating; `refresh` is a
+ * round with every peer and contact at once, awaited, that an operator's add
+ * decides on.
  */
 import type { Logger } from 'pino';
 import { nodeRuntime, type Runtime, type TimerHandle } from '../runtime.ts';
