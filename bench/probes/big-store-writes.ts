@@ -20,7 +20,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import autocannon from 'autocannon';
 import minimist from 'minimist';
 import { randomExistingKeyWrites } from '../lib/request-generators.ts';
-import { bulkBody, call, freePort, stopChild } from './probe-support.ts';
+import { bulkLoad, call, freePort, stopChild } from './probe-support.ts';
 
 const args = minimist(process.argv.slice(2), {
   string: ['keys', 'seconds', 'rounds', 'tree', 'node-flag'],
@@ -30,8 +30,6 @@ const trees = [args.tree ?? here].flat().map((tree: string) => resolve(tree));
 const keys = Number(args.keys ?? 1_000_000);
 const seconds = Number(args.seconds ?? 15);
 const rounds = Number(args.rounds ?? 2);
-const BATCH = 5_000;
-const IN_FLIGHT = 2;
 const HASH_RATE = 200;
 const nodeFlags = [args['node-flag'] ?? []].flat() as string[];
 
@@ -104,16 +102,9 @@ async function load(): Promise<string> {
   try {
     await until('ready', async () => (await call(`${url}/readyz`, 'GET')) !== '', 30_000);
     const started = performance.now();
-    const baseTimestamp = (Date.now() - 3_600_000) * 1024;
-    let next = 0;
-    const loader = async () => {
-      for (let first = next; first < keys; first = next) {
-        next += BATCH;
-        const count = Math.min(BATCH, keys - first);
-        await call(`${url}/replicate`, 'POST', bulkBody(first, count, baseTimestamp));
-      }
-    };
-    await Promise.all(Array.from({ length: IN_FLIGHT }, loader));
+    await bulkLoad(keys, async (body) => {
+      await call(`${url}/replicate`, 'POST', body);
+    });
     console.error(`loaded ${keys} keys in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   } finally {
     await stopChild(child);

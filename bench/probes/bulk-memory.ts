@@ -20,7 +20,7 @@ import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import minimist from 'minimist';
 import { distState } from '../../bin/dist.js';
-import { bulkBody, call, freePort, stopChild } from './probe-support.ts';
+import { bulkLoad, call, freePort, stopChild } from './probe-support.ts';
 
 const args = minimist(process.argv.slice(2), {
   string: ['keys', 'nodes', 'batch', 'idle-sec', 'node-flag'],
@@ -112,19 +112,15 @@ try {
     peakMiB = Math.max(peakMiB, rssMiB(pid));
   }, SAMPLE_MS);
   const startedMs = performance.now();
-  const baseTimestamp = (Date.now() - 3_600_000) * 1024;
-  let next = 0;
-  const loader = async () => {
-    for (let first = next; first < keys; first = next) {
-      next += batch;
-      const count = Math.min(batch, keys - first);
-      const body = bulkBody(first, count, baseTimestamp);
+  await bulkLoad(
+    keys,
+    async (body, count) => {
       for (const text of await Promise.all(urls.map((u) => call(`${u}/replicate`, 'POST', body)))) {
         assert.equal((JSON.parse(text) as { applied: number }).applied, count);
       }
-    }
-  };
-  await Promise.all(Array.from({ length: IN_FLIGHT }, loader));
+    },
+    { batch, inFlight: IN_FLIGHT },
+  );
   const loadSec = (performance.now() - startedMs) / 1000;
   const afterLoadMiB = rssMiB(pid);
   const metrics = await call(`${url}/metrics`, 'GET');

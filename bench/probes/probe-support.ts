@@ -30,6 +30,27 @@ export function bulkBody(first: number, count: number, baseTimestamp: number): s
   return `{"from":"${BULK_NODE}","entries":[${entries.join(',')}]}`;
 }
 
+/**
+ * The probes' bulk load: keys k0 .. k<keys-1> in bulkBody batches of `batch` keys, versions from
+ * an hour ago, `inFlight` batches at a time, each handed to `send` with its key count.
+ */
+export async function bulkLoad(
+  keys: number,
+  send: (body: string, count: number) => Promise<void>,
+  { batch = 5_000, inFlight = 2 }: { batch?: number; inFlight?: number } = {},
+): Promise<void> {
+  const baseTimestamp = (Date.now() - 3_600_000) * 1024;
+  let next = 0;
+  const loader = async () => {
+    for (let first = next; first < keys; first = next) {
+      next += batch;
+      const count = Math.min(batch, keys - first);
+      await send(bulkBody(first, count, baseTimestamp), count);
+    }
+  };
+  await Promise.all(Array.from({ length: inFlight }, loader));
+}
+
 const CALL_TIMEOUT_MS = 120_000;
 
 /** One request to a node (a JSON body when given); its answer's text, which must be a 200. */

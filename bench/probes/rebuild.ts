@@ -21,7 +21,7 @@ import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import minimist from 'minimist';
 import { distState } from '../../bin/dist.js';
-import { bulkBody, call, freePort, stopChild } from './probe-support.ts';
+import { bulkLoad, call, freePort, stopChild } from './probe-support.ts';
 
 const args = minimist(process.argv.slice(2), {
   string: ['keys', 'runs', 'node-flag', 'logs', 'pingfreq'],
@@ -33,8 +33,6 @@ const runs = Number(args.runs ?? 1);
 const nodeFlags = [args['node-flag'] ?? []].flat() as string[];
 // The bench's cluster pings every 0.5 s (bench/cases/cluster.ts).
 const pingfreq = String(args.pingfreq ?? 0.5);
-const BATCH = 5_000;
-const IN_FLIGHT = 2;
 
 /** Polls `probe` every 20 ms until it is true; the ms it took. */
 async function until(
@@ -104,17 +102,10 @@ async function once(): Promise<Record<string, number>> {
   const children = [start(0, [])];
   try {
     await until('A ready', async () => (await call(`${urls[0]}/readyz`, 'GET')) !== '', 30_000);
-    const baseTimestamp = (Date.now() - 3_600_000) * 1024;
     const loadStarted = performance.now();
-    let next = 0;
-    const loader = async () => {
-      for (let first = next; first < keys; first = next) {
-        next += BATCH;
-        const count = Math.min(BATCH, keys - first);
-        await call(`${urls[0]}/replicate`, 'POST', bulkBody(first, count, baseTimestamp));
-      }
-    };
-    await Promise.all(Array.from({ length: IN_FLIGHT }, loader));
+    await bulkLoad(keys, async (body) => {
+      await call(`${urls[0]}/replicate`, 'POST', body);
+    });
     const loadSec = (performance.now() - loadStarted) / 1000;
     const target = await hashOf(urls[0]!);
     children.push(start(1, nodeFlags));

@@ -22,7 +22,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import minimist from 'minimist';
 import { request } from 'undici';
 import { distState } from '../../bin/dist.js';
-import { bulkBody, freePort, stopChild } from './probe-support.ts';
+import { bulkLoad, freePort, stopChild } from './probe-support.ts';
 
 const args = minimist(process.argv.slice(2), {
   string: ['modes', 'runs', 'keys', 'idle-sec', 'data-dir'],
@@ -33,8 +33,6 @@ const runs = Number(args.runs ?? 3);
 const keys = Number(args.keys ?? 1_000_000);
 const idleSec = Number(args['idle-sec'] ?? 40);
 const keyedDir = resolve(args['data-dir'] ?? join(root, '.tmp', `probe-start-${keys}`));
-const BATCH = 5_000;
-const IN_FLIGHT = 2;
 const POLL_MS = 5;
 const READY_DEADLINE_MS = 120_000;
 const CALL_TIMEOUT_MS = 120_000;
@@ -131,19 +129,10 @@ async function ensureKeyedDir(): Promise<void> {
   const startedMonoMs = performance.now();
   try {
     await waitReady(url, startedMonoMs);
-    const baseTimestamp = (Date.now() - 3_600_000) * 1024;
-    let next = 0;
-    const loader = async () => {
-      for (let first = next; first < keys; first = next) {
-        next += BATCH;
-        const count = Math.min(BATCH, keys - first);
-        const answer = (await call(`${url}/replicate`, bulkBody(first, count, baseTimestamp))) as {
-          applied: number;
-        };
-        assert.equal(answer.applied, count);
-      }
-    };
-    await Promise.all(Array.from({ length: IN_FLIGHT }, loader));
+    await bulkLoad(keys, async (body, count) => {
+      const answer = (await call(`${url}/replicate`, body)) as { applied: number };
+      assert.equal(answer.applied, count);
+    });
     const loadSec = (performance.now() - startedMonoMs) / 1000;
     process.stderr.write(
       `[probe] ${keys} keys loaded into ${keyedDir} in ${loadSec.toFixed(1)} s\n`,

@@ -110,11 +110,20 @@ function node(wiring: Wiring, index: number): ClusterMembers {
 
 const settle = () => new Promise((resolve) => setTimeout(resolve, 20));
 
-test('an add made on a node that has not heard of a removal yet still makes the node a member', async () => {
+/** Runs `body` on three nodes wired in memory, and stops them after. */
+async function withThreeNodes(body: (wiring: Wiring) => Promise<void>): Promise<void> {
   const wiring = new Wiring();
   for (let i = 0; i < 3; i += 1) wiring.nodes.push(node(wiring, i));
-  const [a, b, c] = wiring.nodes as [ClusterMembers, ClusterMembers, ClusterMembers];
   try {
+    await body(wiring);
+  } finally {
+    await Promise.all(wiring.nodes.map((members) => members.stop()));
+  }
+}
+
+test('an add made on a node that has not heard of a removal yet still makes the node a member', () =>
+  withThreeNodes(async (wiring) => {
+    const [a, b, c] = wiring.nodes as [ClusterMembers, ClusterMembers, ClusterMembers];
     wiring.cut(0, 1);
     wiring.cut(1, 2);
     a.service().remove(IDS[2]);
@@ -135,40 +144,30 @@ test('an add made on a node that has not heard of a removal yet still makes the 
       assert.equal(members.membership.isRemoved(IDS[2]), false, `n${i} holds C as a member`);
     }
     assert.equal(c.membership.selfRemoved, false);
-  } finally {
-    await Promise.all(wiring.nodes.map((members) => members.stop()));
-  }
-});
+  }));
 
-test('an add of a node every reachable list holds as a member answers added: false and writes nothing', async () => {
-  const wiring = new Wiring();
-  for (let i = 0; i < 3; i += 1) wiring.nodes.push(node(wiring, i));
-  const b = wiring.nodes[1]!;
-  try {
+test('an add of a node every reachable list holds as a member answers added: false and writes nothing', () =>
+  withThreeNodes(async (wiring) => {
+    const b = wiring.nodes[1]!;
     const answer = await b.service().add(urlOf(2));
     assert.deepEqual(answer, { url: urlOf(2), nodeId: IDS[2], added: false });
     assert.deepEqual(b.membership.rows(), []);
-  } finally {
-    await Promise.all(wiring.nodes.map((members) => members.stop()));
-  }
-});
+  }));
 
-test('a member that never answers holds the add for at most memberAddRefreshMsMax', async () => {
-  const wiring = new Wiring();
-  for (let i = 0; i < 3; i += 1) wiring.nodes.push(node(wiring, i));
-  const b = wiring.nodes[1]!;
-  // The wait's timer is unref'd (a node's server keeps its loop alive); here the test does.
-  const keepAlive = setInterval(() => {}, 1_000);
-  try {
-    wiring.silent.add(0);
-    const startMs = performance.now();
-    const answer = await b.service().add(urlOf(2));
-    const tookMs = performance.now() - startMs;
-    assert.equal(answer.added, false);
-    assert.ok(tookMs >= limits.memberAddRefreshMsMax - 50, `waited ${tookMs} ms for the lists`);
-    assert.ok(tookMs < limits.memberAddRefreshMsMax + 1_000, `gave up after ${tookMs} ms`);
-  } finally {
-    clearInterval(keepAlive);
-    await Promise.all(wiring.nodes.map((members) => members.stop()));
-  }
-});
+test('a member that never answers holds the add for at most memberAddRefreshMsMax', () =>
+  withThreeNodes(async (wiring) => {
+    const b = wiring.nodes[1]!;
+    // The wait's timer is unref'd (a node's server keeps its loop alive); here the test does.
+    const keepAlive = setInterval(() => {}, 1_000);
+    try {
+      wiring.silent.add(0);
+      const startMs = performance.now();
+      const answer = await b.service().add(urlOf(2));
+      const tookMs = performance.now() - startMs;
+      assert.equal(answer.added, false);
+      assert.ok(tookMs >= limits.memberAddRefreshMsMax - 50, `waited ${tookMs} ms for the lists`);
+      assert.ok(tookMs < limits.memberAddRefreshMsMax + 1_000, `gave up after ${tookMs} ms`);
+    } finally {
+      clearInterval(keepAlive);
+    }
+  }));
