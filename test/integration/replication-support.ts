@@ -12,6 +12,7 @@ export const PING_PERIOD_MS = PINGFREQ_SECONDS * 1_000;
 const LIST_PAGE_LIMIT = 1_000;
 const LIST_PAGES_MAX = 1_000;
 const DIFF_LINES_MAX = 12;
+const PEER_VIEW_TIMEOUT_MS = 2_000;
 
 export interface Item {
   readonly value: unknown;
@@ -287,12 +288,37 @@ export async function pingNodeId(baseUrl: string): Promise<string> {
   return id;
 }
 
-/** Runs the test body; on failure prints every node's log tail before rethrowing. */
+/** Runs the test body; on failure prints every node's log tail and peer views before rethrowing. */
 export async function withLogsOnFailure(cluster: Cluster, body: () => Promise<void>) {
   try {
     await body();
   } catch (error) {
     cluster.printLogTails(60);
+    process.stderr.write(`${await peerViews(cluster.nodes)}\n`);
     throw error;
   }
+}
+
+/**
+ * How each running node sees its peers (state, what it has not delivered, its sender's last
+ * error, its resyncs): what a log tail cannot say about why a link stalled.
+ */
+async function peerViews(nodes: readonly NodeProcess[]): Promise<string> {
+  const lines: string[] = [];
+  for (const node of nodes.filter((candidate) => candidate.running)) {
+    const result = await getJson(`${node.url}/cluster`, { timeoutMs: PEER_VIEW_TIMEOUT_MS }).catch(
+      (error: unknown) => ({ status: 0, text: String(error), body: undefined }),
+    );
+    if (result.status !== 200) {
+      lines.push(`# ${node.name} GET /cluster: ${result.status} ${result.text.slice(0, 200)}`);
+      continue;
+    }
+    for (const peer of (result.body as ClusterView).peers) {
+      const { url, state, replication, resyncing, lastResync } = peer;
+      lines.push(
+        `# ${node.name} sees ${url} ${state}: ${JSON.stringify({ replication, resyncing, lastResync })}`,
+      );
+    }
+  }
+  return lines.join('\n');
 }
