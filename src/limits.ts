@@ -198,6 +198,11 @@ export const replicationLimits = {
   resyncDeadlineMsPerRow: 0.5,
   /** Resyncs running at once on this node (one: a rebuilt node pulls its data once, not per peer). */
   resyncsConcurrentMax: 1,
+  /**
+   * The longest wait before retrying a resync that keeps failing with a peer that still answers
+   * pings (one that hangs on everything else): see Supervisor's #retryDelayMs.
+   */
+  resyncRetryMsMax: 30_000,
   /** A resync of at least this many entries logs its progress, at most every resyncProgressLogMs. */
   resyncProgressEntriesMin: 10_000,
   resyncProgressLogMs: 2_000,

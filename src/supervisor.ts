@@ -57,6 +57,8 @@ export interface Peer {
   resyncDeferrals: number;
   /** What the busy peer said its resyncs had moved, at our last yield to it. */
   busyPeerMoved: number | undefined;
+  /** Resyncs with the peer that failed in a row (0 after one that ran, or a comeback). */
+  resyncFailures: number;
   lastResync: ResyncRecord | null;
   /**
    * The last resync of ours with the peer that ran whole with nothing refused
@@ -96,6 +98,7 @@ export function newPeer(url: string, client: PeerTransport, sender: PeerSender):
     resyncNotBeforeMonoMs: 0,
     resyncDeferrals: 0,
     busyPeerMoved: undefined,
+    resyncFailures: 0,
     lastResync: null,
     wholeResync: null,
     ackReport: null,
@@ -132,6 +135,8 @@ export interface SupervisorDeps {
 
 /** How soon a peer that has never answered is pinged again during the start-up window. */
 const UNSEEN_RETRY_MS = 500;
+/** Doublings of a failed resync's retry wait (past them, resyncRetryMsMax bounds it anyway). */
+const RETRY_DOUBLINGS_MAX = 16;
 
 export class Supervisor {
   readonly #deps: SupervisorDeps;
@@ -232,13 +237,15 @@ export class Supervisor {
     const recovering = now - this.#startedMonoMs < this.#deps.startupWindowMs;
     const notBefore =
       recovering || trigger === 'anti-entropy' ? now : now + 2 * this.#deps.pingIntervalMs;
+    const comeback = trigger === 'new-peer' || trigger === 'recovered';
+    // A peer back (as itself, or wiped) is a new start: earlier failures say nothing of it.
+    if (comeback) peer.resyncFailures = 0;
     if (peer.resyncWanted) {
       // A retry still pending (a resync that failed as the peer went down) when the peer
       // comes back waits like a new one: the node that just started resyncs first, and a
-      // wiped one is filled once (test/unit/supervisor-want.test.ts).
-      if (trigger === 'new-peer' || trigger === 'recovered') {
-        peer.resyncNotBeforeMonoMs = Math.max(peer.resyncNotBeforeMonoMs, notBefore);
-      }
+      // wiped one is filled once (test/unit/supervisor-want.test.ts). A retry backed off
+      // after failures waits no longer than a new one.
+      if (comeback) peer.resyncNotBeforeMonoMs = notBefore;
       return;
     }
     peer.resyncWanted = trigger;
@@ -404,6 +411,22 @@ export class Supervisor {
     peer.skewed = skewed;
   }
 
+  /**
+   * How long a failed resync waits to run again. One slot serves every peer,
+   * so a peer that answers pings but hangs on the rest would hold it for the
+   * whole timeout of every retry, and a healthy peer's resync would wait, or
+   * yield to a peer as stuck as we are (CI, a 10 s convergence missed). The
+   * wait is at least the failed attempt's length, so such a peer holds the
+   * slot at most half the time, and it doubles with each failure in a row up
+   * to resyncRetryMsMax. A quick failure retries after a ping period.
+   */
+  #retryDelayMs(peer: Peer, attemptMs: number): number {
+    const base = Math.max(this.#deps.pingIntervalMs, attemptMs);
+    const doubled = base * 2 ** Math.min(peer.resyncFailures - 1, RETRY_DOUBLINGS_MAX);
+    const jitter = 1 + this.#deps.random() / 2;
+    return Math.min(bounds.resyncRetryMsMax, doubled * jitter);
+  }
+
   #maybeResync(peer: Peer): void {
     const trigger = peer.resyncWanted;
     if (!trigger || peer.resyncing || peer.state !== 'up' || this.#stopped) return;
@@ -428,6 +451,7 @@ export class Supervisor {
       .runResync(peer, mayYield)
       .then(
         (report) => {
+          peer.resyncFailures = 0;
           // A resync that ran whole, with nothing refused, brought the peer level
           // with us (src/tombstones/ trusts the cursor again from then on).
           if (report.result !== 'deferred' && report.entriesRefused === 0) {
@@ -477,8 +501,9 @@ export class Supervisor {
           };
           this.#deps.onResyncDone?.(peer.lastResync);
           this.#want(peer, trigger);
-          // Retry after a ping period, not at once: the peer may be failing for a while.
-          peer.resyncNotBeforeMonoMs = this.#runtime.monoMs() + this.#deps.pingIntervalMs;
+          peer.resyncFailures += 1;
+          const failedAt = this.#runtime.monoMs();
+          peer.resyncNotBeforeMonoMs = failedAt + this.#retryDelayMs(peer, failedAt - started);
           this.#deps.log.warn(
             { peer: peer.url, trigger, err: message },
             'resync failed; will retry',

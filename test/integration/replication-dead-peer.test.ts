@@ -1,12 +1,15 @@
 // Goal: a dead peer and a slow peer never slow a client's writes, and the live peer still gets
 // them; method: A, B and C plus a fake peer that answers /ping but never answers anything else
-// (--timeout 5), C killed, 200 sequential timed writes to A, then A and B compared.
+// (--timeout 5), C killed, 200 sequential timed writes to A, then A and B compared; then C
+// entries of another origin given to A, which only a resync carries to B while the hanging peer
+// contends for every node's resync slot.
 import assert from 'node:assert/strict';
 import fsp from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
+import { postJson } from '../helpers/http.ts';
 import { Cluster, freePorts, NodeProcess } from '../helpers/node-process.ts';
 import {
   assertConverged,
@@ -14,12 +17,18 @@ import {
   PINGFREQ_SECONDS,
   peerView,
   putKey,
+  waitSameHash,
   withLogsOnFailure,
 } from './replication-support.ts';
 
 const TIMEOUT_SECONDS = 5;
 const WRITES = 200;
 const SETTLE_MS = 10_000;
+const ANTI_ENTROPY_SECONDS = 1;
+/** An anti-entropy round, the hanging peer holding the slot once for its timeout, and margin. */
+const RESYNC_MS = 3 * TIMEOUT_SECONDS * 1_000;
+const ORIGIN_KEYS = 50;
+const OTHER_ORIGIN = '00000000000000c0';
 const HELD_REQUESTS_MAX = 1_000;
 const SLOW_PEER_NODE_ID = '5105510551055105';
 
@@ -83,6 +92,7 @@ before(async () => {
         peers: urls,
         pingfreq: PINGFREQ_SECONDS,
         timeout: TIMEOUT_SECONDS,
+        extraArgs: ['--anti-entropy', String(ANTI_ENTROPY_SECONDS)],
         logPath: path.join(dir, `node-${index}.log`),
         name: `node${index}:${port}`,
       }),
@@ -95,6 +105,17 @@ after(async () => {
   await cluster?.cleanup();
   await slowPeer?.close();
 });
+
+/** Entries of another node, as a peer's replication batch delivers them. */
+function otherOriginBatch(count: number): unknown {
+  const baseTimestamp = Date.now() * 1024;
+  const entries = Array.from({ length: count }, (_, index) => ({
+    key: `o${index}`,
+    value: index,
+    version: `${(baseTimestamp + index).toString(16).padStart(14, '0')}-${OTHER_ORIGIN}`,
+  }));
+  return { from: OTHER_ORIGIN, entries };
+}
 
 function percentile(sortedMs: readonly number[], p: number): number {
   const index = Math.min(sortedMs.length - 1, Math.floor((p / 100) * sortedMs.length));
@@ -136,5 +157,21 @@ test('writes stay fast with one peer dead and one hanging; the live peer gets th
     // The test only means something if A really tried to talk to the hanging peer.
     assert.ok(hanging.held > 0, 'the slow peer was never called beyond /ping');
     await assertConverged([a, b], ledger, SETTLE_MS);
+
+    // Entries of another origin reach A (as a peer's batch would bring them): A's senders push
+    // only A's own writes, so these reach B only by a resync, the anti-entropy one here, and
+    // each node's one resync slot is contended by the hanging peer (it answers pings and hangs
+    // on /sync/digest). Before failed resyncs backed off, it held each slot ~95% of the time,
+    // and a resync with the healthy peer waited for it, or yielded to a peer as stuck as we
+    // were, five times in a row (CI: A and B not level after 10 s).
+    const injected = await postJson(`${a.url}/replicate`, otherOriginBatch(ORIGIN_KEYS), {
+      timeoutMs: 10_000,
+    });
+    assert.equal(injected.status, 200, injected.text);
+    const injectedMs = performance.now();
+    await waitSameHash([a, b], RESYNC_MS, "the other origin's entries on B");
+    t.diagnostic(
+      `entries only a resync carries on B in ${Math.round(performance.now() - injectedMs)} ms`,
+    );
   });
 });

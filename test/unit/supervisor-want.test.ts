@@ -12,9 +12,27 @@ import type { Runtime } from '../../src/runtime.ts';
 import { newPeer, Supervisor } from '../../src/supervisor.ts';
 
 const PING_MS = 100;
+/** A call to a peer that hangs until the timeout. */
+const HANG_MS = 5_000;
+const NOTHING_MOVED = {
+  bucketsDiffering: 0,
+  entriesSent: 0,
+  entriesReceived: 0,
+  entriesRefused: 0,
+  entriesBehindHorizon: 0,
+  entriesOfRemoved: 0,
+  bytesSent: 0,
+  bytesReceived: 0,
+  bucketsLevelled: 0,
+} as const;
 
-/** A supervisor long past its start-up window, on a clock the test moves; resyncs fail. */
-function supervisorAt() {
+type Outcome = 'fail' | 'hang-and-fail' | 'succeed';
+
+/**
+ * A supervisor long past its start-up window, on a clock the test moves; resyncs fail at once
+ * unless `outcomes` (one per resync, in order) says otherwise: a hanging one takes HANG_MS.
+ */
+function supervisorAt(outcomes: Outcome[] = []) {
   const clock = { now: 0 };
   const runtime: Runtime = {
     monoMs: () => clock.now,
@@ -25,7 +43,13 @@ function supervisorAt() {
     setImmediate: (callback) => callback(),
     sleep: async () => {},
   };
-  const sender = { jumps: 0, refusals: 0, stop: () => {} } as unknown as PeerSender;
+  const sender = {
+    jumps: 0,
+    refusals: 0,
+    stop: () => {},
+    markLevel: () => {},
+    settleRefusals: () => {},
+  } as unknown as PeerSender;
   const peer = newPeer('http://127.0.0.1:1', {} as PeerTransport, sender);
   peer.state = 'up';
   peer.nodeId = 'b0b0b0b0b0b0b0b0';
@@ -43,6 +67,9 @@ function supervisorAt() {
     log: pino({ level: 'silent' }),
     runResync: async () => {
       started.push(clock.now);
+      const outcome = outcomes.shift() ?? 'fail';
+      if (outcome === 'succeed') return { result: 'equal', ...NOTHING_MOVED };
+      if (outcome === 'hang-and-fail') clock.now += HANG_MS;
       throw new Error('POST /replicate failed: ECONNRESET');
     },
     random: () => 0,
@@ -83,5 +110,62 @@ describe('a wanted resync when the peer comes back', () => {
     clock.now = 10_100;
     supervisor.wantResync(peer, 'refused');
     assert.deepEqual(started, [10_000, 10_100], 'the retry runs one ping period after failing');
+  });
+});
+
+describe('a resync that keeps failing with a peer that still answers pings', () => {
+  /** Pokes the supervisor (as ping rounds do) every ping period until `untilMs`. */
+  const pokeUntil = async (
+    context: ReturnType<typeof supervisorAt>,
+    untilMs: number,
+  ): Promise<void> => {
+    while (context.clock.now < untilMs) {
+      context.clock.now += PING_MS;
+      context.supervisor.wantResync(context.peer, 'anti-entropy');
+      await settle();
+    }
+  };
+
+  test('waits at least as long as the failed attempt took, doubling with each failure', async () => {
+    const context = supervisorAt(['hang-and-fail', 'hang-and-fail', 'hang-and-fail']);
+    context.supervisor.wantResync(context.peer, 'anti-entropy');
+    await settle();
+    await pokeUntil(context, 60_000);
+    const [first, second, third, fourth] = context.started as [number, number, number, number];
+    assert.equal(first, 10_000);
+    // Each attempt hangs 5 s; the next waits >= 5 s after it, then 10 s, then 20 s.
+    assert.ok(second - (first + HANG_MS) >= HANG_MS, `${context.started}`);
+    assert.ok(third - (second + HANG_MS) >= 2 * HANG_MS, `${context.started}`);
+    assert.ok(fourth - (third + HANG_MS) >= 4 * HANG_MS, `${context.started}`);
+    assert.ok(fourth - (third + HANG_MS) <= 4 * HANG_MS + PING_MS, `${context.started}`);
+  });
+
+  test('the wait is bounded, and a resync that runs starts the count again', async () => {
+    const outcomes: Outcome[] = [...Array(8).fill('hang-and-fail'), 'succeed', 'fail'];
+    const context = supervisorAt(outcomes);
+    context.supervisor.wantResync(context.peer, 'anti-entropy');
+    await settle();
+    await pokeUntil(context, 400_000);
+    const gaps = context.started.slice(1).map((at, i) => at - (context.started[i] as number));
+    assert.ok(gaps.length >= 10, `${context.started}`);
+    // Past a few doublings the wait stops at resyncRetryMsMax (30 s) after the 5 s attempt.
+    for (const gap of gaps.slice(0, 8)) assert.ok(gap <= HANG_MS + 30_000 + PING_MS, `${gaps}`);
+    assert.ok((gaps[6] as number) >= HANG_MS + 30_000, `${gaps}`);
+    // After the success (the 9th) the next failure (the 10th, a quick one) retries one ping period later.
+    assert.ok((gaps[9] as number) <= 2 * PING_MS, `${gaps}`);
+  });
+
+  test('a peer that comes back is retried like a new one, whatever failed before', async () => {
+    const context = supervisorAt(Array(5).fill('hang-and-fail'));
+    context.supervisor.wantResync(context.peer, 'anti-entropy');
+    await settle();
+    await pokeUntil(context, 90_000);
+    const before = context.started.length;
+    // Backed off for tens of seconds by now; the peer restarts.
+    context.supervisor.wantResync(context.peer, 'recovered');
+    const backAt = context.clock.now;
+    await pokeUntil(context, backAt + 3 * PING_MS);
+    assert.equal(context.started.length, before + 1, `${context.started}`);
+    assert.equal(context.started.at(-1), backAt + 2 * PING_MS, 'two ping periods after it is back');
   });
 });
