@@ -21,6 +21,7 @@ const run = promisify(execFile);
 const BUILD_TIMEOUT_MS = 180_000;
 const READY_TIMEOUT_MS = 20_000;
 const STOP_TIMEOUT_MS = 15_000;
+const LOG_LINE_TIMEOUT_MS = 5_000;
 const COPIED = ['bin', 'src', 'workers', 'package.json', 'tsconfig.json', 'tsconfig.build.json'];
 const SQLITE_HEADER = 'SQLite format 3\0';
 
@@ -104,8 +105,13 @@ describe('the compiled node', () => {
         message: `compiled node ready; stderr: ${node.stderr.slice(-2000)}`,
       },
     );
-    assert.match(node.stdout, /"msg":"node started"/);
-    assert.match(node.stdout, /"code":"compiled"/, node.stdout.slice(-2000));
+    // The log line may reach this process after /readyz answers (pino writes asynchronously,
+    // and the pipe is read on its own turn): waited for, not read at once (a CI flake).
+    const startedLine = await waitFor(
+      () => node.stdout.split('\n').find((line) => line.includes('"msg":"node started"')),
+      { timeoutMs: LOG_LINE_TIMEOUT_MS, message: `"node started" on the compiled node's stdout` },
+    );
+    assert.match(startedLine, /"code":"compiled"/, node.stdout.slice(-2000));
     const write = await postJson(`${url}/store`, { key: 'hello', value: 'world' });
     assert.equal(write.status, 200, write.text);
     assert.equal((await getJson(`${url}/store/key?key=hello`)).text, '{"value":"world"}');
