@@ -107,7 +107,7 @@ export function parseNodeArgs(
     throw new ConfigError('--tls-verify-peers needs an https:// --join URL');
   }
   const tombstoneGraceMs = parseDuration(args['tombstone-grace'], 'tombstone-grace', '3d');
-  return {
+  const config: NodeConfig = {
     port,
     host,
     peers,
@@ -116,7 +116,9 @@ export function parseNodeArgs(
       args['advertise-url'] === undefined
         ? defaultAdvertiseUrl(host, port, tls.certFile !== null)
         : parseMemberUrl(args['advertise-url'], 'advertise-url'),
-    dataDir: prepareDataDir(args['data-dir'] ?? `data/node-${port}`),
+    // Created by the node once every flag and file it names is valid (prepareDataDir): a bad
+    // configuration changes nothing on disk.
+    dataDir: resolve(args['data-dir'] ?? `data/node-${port}`),
     pingIntervalMs: parseSeconds(args.pingfreq, 'pingfreq', 10),
     timeoutMs: parseSeconds(args.timeout, 'timeout', 15),
     antiEntropyIntervalMs: parseSeconds(args['anti-entropy'], 'anti-entropy', 60),
@@ -172,6 +174,7 @@ export function parseNodeArgs(
     tls,
     clockOffsetMs: parseClockOffset(env.PEERKV_CLOCK_OFFSET_MS),
   };
+  return config;
 }
 
 function parseSecuritySources(
@@ -423,14 +426,13 @@ function parseClockOffset(text: string | undefined): number {
   return offset;
 }
 
-function prepareDataDir(dir: string): string {
-  const path = resolve(dir);
+/** Creates the node's data dir if missing; ConfigError when it cannot be made or written. */
+export function prepareDataDir(path: string): void {
   try {
     mkdirSync(path, { recursive: true });
     accessSync(path, constants.W_OK);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? 'error';
-    throw new ConfigError(`--data-dir ${dir} is not a writable directory (${code})`);
+    throw new ConfigError(`--data-dir ${path} is not a writable directory (${code})`);
   }
-  return path;
 }

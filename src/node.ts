@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { statSync } from 'node:fs';
 import { type AddressInfo, isIP } from 'node:net';
 import type { Logger } from 'pino';
+import { prepareDataDir } from './cli.ts';
 import type { ClusterStatus } from './client/types.ts';
 import { HybridClock, timestampToMs } from './clock.ts';
 import { ClusterOverviewSource } from './cluster-overview.ts';
@@ -103,6 +104,8 @@ export class PeerkvNode {
       () => this.#versionAheadMsMax(),
       () => this.#peerClockHigh(),
     );
+    // Only now, with the security and TLS files read: a bad configuration leaves no data dir.
+    prepareDataDir(config.dataDir);
     this.store = new KvStore(
       config.dataDir,
       config.sync,

@@ -73,10 +73,34 @@ describe('bad configurations exit 2 with one line on stderr', {
     ['--timeout=-1', () => ['--port', String(port), '--timeout=-1'], /--timeout.*-1/],
     ['unknown flag --bogus', () => ['--port', String(port), '--bogus'], /--bogus/],
     ['--sync maybe', () => ['--port', String(port), '--sync', 'maybe'], /--sync.*maybe/],
+    [
+      'an --auth-file that does not exist',
+      () => ['--port', String(port), '--auth-file', path.join(dir, 'no-such-auth.json')],
+      /--auth-file .*no-such-auth\.json/,
+    ],
+    [
+      'a --tls-cert that does not exist',
+      () => [
+        '--port',
+        String(port),
+        '--tls-cert',
+        path.join(dir, 'no-such-cert.pem'),
+        '--tls-key',
+        path.join(dir, 'no-such-key.pem'),
+      ],
+      /--tls-cert .*no-such-cert\.pem/,
+    ],
   ];
-  for (const [what, args, mentions] of cases) {
+  for (const [index, [what, args, mentions]] of cases.entries()) {
     test(what, async () => {
-      assertConfigError(await runPeerkv(['node', ...args()]), mentions, what);
+      // A bad configuration changes nothing: the data dir it names is not created (before the
+      // fix, the default data/node-<port> was made in the working directory by most of these).
+      const given = args();
+      const dataDir = path.join(dir, `never-made-${index}`);
+      const argv = given.includes('--data-dir') ? given : [...given, '--data-dir', dataDir];
+      assertConfigError(await runPeerkv(['node', ...argv]), mentions, what);
+      const named = argv[argv.indexOf('--data-dir') + 1] as string;
+      await assert.rejects(fsp.stat(named), { code: 'ENOENT' }, `${what}: ${named} was created`);
     });
   }
 
