@@ -232,12 +232,13 @@ export class Supervisor {
    * the other waits two ping periods, then yields while the peer is busy and
    * finds the digests equal once the peer has brought it level.
    */
-  #want(peer: Peer, trigger: string): void {
+  #want(peer: Peer, trigger: string, again = false): void {
     const now = this.#runtime.monoMs();
     const recovering = now - this.#startedMonoMs < this.#deps.startupWindowMs;
     const notBefore =
       recovering || trigger === 'anti-entropy' ? now : now + 2 * this.#deps.pingIntervalMs;
-    const comeback = trigger === 'new-peer' || trigger === 'recovered';
+    // `again`: the same want, after its resync yielded or failed, not a new comeback.
+    const comeback = !again && (trigger === 'new-peer' || trigger === 'recovered');
     // A peer back (as itself, or wiped) is a new start: earlier failures say nothing of it.
     if (comeback) peer.resyncFailures = 0;
     if (peer.resyncWanted) {
@@ -465,7 +466,7 @@ export class Supervisor {
           peer.busyPeerMoved = report.result === 'deferred' ? report.peerResyncMoved : undefined;
           if (report.result === 'deferred') {
             // The peer is resyncing itself and will reach us; look again later.
-            this.#want(peer, trigger);
+            this.#want(peer, trigger, true);
             peer.resyncNotBeforeMonoMs =
               this.#runtime.monoMs() + this.#deps.pingIntervalMs * (1 + this.#deps.random());
           }
@@ -500,7 +501,7 @@ export class Supervisor {
             error: message,
           };
           this.#deps.onResyncDone?.(peer.lastResync);
-          this.#want(peer, trigger);
+          this.#want(peer, trigger, true);
           peer.resyncFailures += 1;
           const failedAt = this.#runtime.monoMs();
           peer.resyncNotBeforeMonoMs = failedAt + this.#retryDelayMs(peer, failedAt - started);
