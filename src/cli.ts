@@ -107,7 +107,7 @@ export function parseNodeArgs(
     throw new ConfigError('--tls-verify-peers needs an https:// --join URL');
   }
   const tombstoneGraceMs = parseDuration(args['tombstone-grace'], 'tombstone-grace', '3d');
-  const config: NodeConfig = {
+  return {
     port,
     host,
     peers,
@@ -174,7 +174,6 @@ export function parseNodeArgs(
     tls,
     clockOffsetMs: parseClockOffset(env.PEERKV_CLOCK_OFFSET_MS),
   };
-  return config;
 }
 
 function parseSecuritySources(

@@ -1,6 +1,6 @@
 // Goal: a dead peer and a slow peer never slow a client's writes, and the live peer still gets
 // them; method: A, B and C plus a fake peer that answers /ping but never answers anything else
-// (--timeout 5), C killed, 200 sequential timed writes to A, then A and B compared; then C
+// (--timeout 5), C killed, 200 sequential timed writes to A, then A and B compared; then
 // entries of another origin given to A, which only a resync carries to B while the hanging peer
 // contends for every node's resync slot.
 import assert from 'node:assert/strict';
@@ -9,6 +9,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
+import { formatVersion } from '../../src/version.ts';
 import { postJson } from '../helpers/http.ts';
 import { Cluster, freePorts, NodeProcess } from '../helpers/node-process.ts';
 import {
@@ -112,7 +113,7 @@ function otherOriginBatch(count: number): unknown {
   const entries = Array.from({ length: count }, (_, index) => ({
     key: `o${index}`,
     value: index,
-    version: `${(baseTimestamp + index).toString(16).padStart(14, '0')}-${OTHER_ORIGIN}`,
+    version: formatVersion({ timestamp: baseTimestamp + index, nodeId: OTHER_ORIGIN }),
   }));
   return { from: OTHER_ORIGIN, entries };
 }

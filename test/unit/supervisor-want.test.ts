@@ -10,21 +10,11 @@ import type { PeerSender } from '../../src/replication/peer-sender.ts';
 import type { PeerTransport } from '../../src/replication/peer-transport.ts';
 import type { Runtime } from '../../src/runtime.ts';
 import { newPeer, Supervisor } from '../../src/supervisor.ts';
+import { NOTHING_MOVED } from '../helpers/resync-reports.ts';
 
 const PING_MS = 100;
 /** A call to a peer that hangs until the timeout. */
 const HANG_MS = 5_000;
-const NOTHING_MOVED = {
-  bucketsDiffering: 0,
-  entriesSent: 0,
-  entriesReceived: 0,
-  entriesRefused: 0,
-  entriesBehindHorizon: 0,
-  entriesOfRemoved: 0,
-  bytesSent: 0,
-  bytesReceived: 0,
-  bucketsLevelled: 0,
-} as const;
 
 type Outcome = 'fail' | 'hang-and-fail' | 'succeed';
 

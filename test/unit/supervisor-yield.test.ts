@@ -10,23 +10,12 @@ import { GROUPS } from '../../src/store/digest.ts';
 import { deferralsAfter, newPeer } from '../../src/supervisor.ts';
 import type { ResyncReport } from '../../src/sync/resync.ts';
 import { parseDigest } from '../../src/sync/sync-wire.ts';
-
-const nothing = {
-  bucketsDiffering: 0,
-  entriesSent: 0,
-  entriesReceived: 0,
-  entriesRefused: 0,
-  entriesBehindHorizon: 0,
-  entriesOfRemoved: 0,
-  bytesSent: 0,
-  bytesReceived: 0,
-  bucketsLevelled: 0,
-};
+import { NOTHING_MOVED } from '../helpers/resync-reports.ts';
 
 function deferred(peerResyncMoved?: number): ResyncReport {
   return {
     result: 'deferred',
-    ...nothing,
+    ...NOTHING_MOVED,
     ...(peerResyncMoved === undefined ? {} : { peerResyncMoved }),
   };
 }
@@ -40,8 +29,8 @@ function peerAt(deferrals: number, busyPeerMoved: number | undefined) {
 
 describe('yields to a busy peer', () => {
   test('a resync that ran resets the count', () => {
-    assert.equal(deferralsAfter(peerAt(4, 10), { result: 'equal', ...nothing }), 0);
-    assert.equal(deferralsAfter(peerAt(4, 10), { result: 'synced', ...nothing }), 0);
+    assert.equal(deferralsAfter(peerAt(4, 10), { result: 'equal', ...NOTHING_MOVED }), 0);
+    assert.equal(deferralsAfter(peerAt(4, 10), { result: 'synced', ...NOTHING_MOVED }), 0);
   });
 
   test('the first yield counts: nothing is known of the peer progress yet', () => {
