@@ -175,7 +175,11 @@ export const replicationLimits = {
   fetchKeysMax: 2_000,
   /** How many times a resync waits for in-flight replication before diffing anyway. */
   resyncDefersMax: 5,
-  /** Times in a row a wanted resync yields to a peer that says it is busy resyncing. */
+  /**
+   * Looks in a row at a peer that says it is busy resyncing and has moved
+   * nothing since the last, before a wanted resync stops yielding to it (and
+   * once the peer has moved nothing for --timeout: src/supervisor.ts).
+   */
   resyncYieldsMax: 5,
   /**
    * How far past our wall clock a version may be, beyond the largest clock

@@ -224,6 +224,7 @@ export class PeerkvNode {
       random: Math.random,
       runtime: nodeRuntime,
       startupWindowMs: 3 * config.pingIntervalMs,
+      busyPeerStallMs: config.timeoutMs,
       admit: (peer, nodeId) => this.members.admit(peer, nodeId),
       onResyncDone: (record) =>
         metrics.observeResync({

@@ -50,13 +50,18 @@ export interface Peer {
   resyncWantedAtMonoMs: number;
   resyncNotBeforeMonoMs: number;
   /**
-   * Resyncs in a row that yielded to the peer being busy (bounded), not
-   * counting the ones that found it had moved entries since the last: a long
-   * rebuild is waited out, a peer stuck saying it is busy is not.
+   * Resyncs in a row that yielded to the peer being busy and found it had
+   * moved nothing since the last (0 again once it moves): a long rebuild is
+   * waited out, a peer stuck saying it is busy is not.
    */
   resyncDeferrals: number;
   /** What the busy peer said its resyncs had moved, at our last yield to it. */
   busyPeerMoved: number | undefined;
+  /**
+   * When the busy peer was first seen busy in this run of yields, or last
+   * seen to move (monotonic clock; undefined: no yield since a resync ran).
+   */
+  busyPeerMovedAtMonoMs: number | undefined;
   /** Resyncs with the peer that failed in a row (0 after one that ran, or a comeback). */
   resyncFailures: number;
   lastResync: ResyncRecord | null;
@@ -98,6 +103,7 @@ export function newPeer(url: string, client: PeerTransport, sender: PeerSender):
     resyncNotBeforeMonoMs: 0,
     resyncDeferrals: 0,
     busyPeerMoved: undefined,
+    busyPeerMovedAtMonoMs: undefined,
     resyncFailures: 0,
     lastResync: null,
     wholeResync: null,
@@ -125,6 +131,13 @@ export interface SupervisorDeps {
   readonly random: () => number;
   /** Until this long after start-up, this node is the one recovering: it resyncs at once. */
   readonly startupWindowMs: number;
+  /**
+   * How long a busy peer may move nothing before our wanted resync stops
+   * yielding to it, past resyncYieldsMax looks (the node: its --timeout, so
+   * one slow call of the peer's resync, as the wiped node's first ones at a
+   * million keys, is waited out). Default 0: the looks alone bound it.
+   */
+  readonly busyPeerStallMs?: number;
   /** Told of every finished resync (for metrics); failed ones carry `error`. */
   readonly onResyncDone?: (record: ResyncRecord) => void;
   /** Whether a peer that answered as `nodeId` may replicate (false: a removed member). */
@@ -239,8 +252,16 @@ export class Supervisor {
       recovering || trigger === 'anti-entropy' ? now : now + 2 * this.#deps.pingIntervalMs;
     // `again`: the same want, after its resync yielded or failed, not a new comeback.
     const comeback = !again && (trigger === 'new-peer' || trigger === 'recovered');
-    // A peer back (as itself, or wiped) is a new start: earlier failures say nothing of it.
-    if (comeback) peer.resyncFailures = 0;
+    // A peer back (as itself, or wiped) is a new start: earlier failures say nothing of it,
+    // nor yields to its last life (whose resyncMoved count it no longer has). Yields used up
+    // then made the node push a wiped peer the whole store as it rebuilt itself (CI, the
+    // rebuild-once test: the resync that ran after five yields failed as the peer was killed).
+    if (comeback) {
+      peer.resyncFailures = 0;
+      peer.resyncDeferrals = 0;
+      peer.busyPeerMoved = undefined;
+      peer.busyPeerMovedAtMonoMs = undefined;
+    }
     if (peer.resyncWanted) {
       // A retry still pending (a resync that failed as the peer went down) when the peer
       // comes back waits like a new one: the node that just started resyncs first, and a
@@ -437,14 +458,19 @@ export class Supervisor {
     // A wanted resync is never dropped on a peer's word (anyone can call
     // /sync/digest with a peer's id): it runs, and costs one digest exchange
     // when the peer already brought us level. It yields to a peer busy
-    // resyncing itself, a bounded number of times in a row.
+    // resyncing itself while that moves entries; once resyncYieldsMax looks
+    // in a row, and busyPeerStallMs, saw nothing move, it runs anyway.
     peer.resyncWanted = null;
     peer.resyncing = true;
     this.#resyncsRunning += 1;
     const started = this.#runtime.monoMs();
     const at = new Date(this.#deps.wallMs()).toISOString();
     const recovering = this.#runtime.monoMs() - this.#startedMonoMs < this.#deps.startupWindowMs;
-    const mayYield = !recovering && peer.resyncDeferrals < bounds.resyncYieldsMax;
+    const stillMs = now - (peer.busyPeerMovedAtMonoMs ?? Number.NEGATIVE_INFINITY);
+    const stalled =
+      peer.resyncDeferrals >= bounds.resyncYieldsMax &&
+      stillMs >= (this.#deps.busyPeerStallMs ?? 0);
+    const mayYield = !recovering && !stalled;
     const jumps = peer.sender.jumps;
     const refusals = peer.sender.refusals;
     const nodeId = peer.nodeId;
@@ -462,8 +488,7 @@ export class Supervisor {
               peer.wholeResync = { startedMonoMs: started, nodeId };
             }
           }
-          peer.resyncDeferrals = deferralsAfter(peer, report);
-          peer.busyPeerMoved = report.result === 'deferred' ? report.peerResyncMoved : undefined;
+          noteYield(peer, report, this.#runtime.monoMs());
           if (report.result === 'deferred') {
             // The peer is resyncing itself and will reach us; look again later.
             this.#want(peer, trigger, true);
@@ -519,16 +544,31 @@ export class Supervisor {
   }
 }
 
-/**
- * Yields in a row after this resync: none once one ran; one more for a yield, unless the
- * busy peer said it had moved more entries than at the last yield (it is getting on).
- */
-export function deferralsAfter(peer: Peer, report: ResyncReport): number {
-  if (report.result !== 'deferred') return 0;
+/** Whether the busy peer said it had moved more entries than at our last yield to it. */
+function gettingOn(peer: Peer, report: ResyncReport): boolean {
   const moved = report.peerResyncMoved;
   const before = peer.busyPeerMoved;
-  const gettingOn = moved !== undefined && before !== undefined && moved > before;
-  return gettingOn ? peer.resyncDeferrals : peer.resyncDeferrals + 1;
+  return moved !== undefined && before !== undefined && moved > before;
+}
+
+/**
+ * Yields in a row after this resync that found the busy peer had moved nothing: none once
+ * one ran, or once the peer is getting on; one more for any other yield.
+ */
+export function deferralsAfter(peer: Peer, report: ResyncReport): number {
+  if (report.result !== 'deferred' || gettingOn(peer, report)) return 0;
+  return peer.resyncDeferrals + 1;
+}
+
+/** Notes a finished resync's yield (or that it ran) on the peer, at `nowMonoMs`. */
+export function noteYield(peer: Peer, report: ResyncReport, nowMonoMs: number): void {
+  const deferred = report.result === 'deferred';
+  if (!deferred) peer.busyPeerMovedAtMonoMs = undefined;
+  else if (peer.busyPeerMovedAtMonoMs === undefined || gettingOn(peer, report)) {
+    peer.busyPeerMovedAtMonoMs = nowMonoMs;
+  }
+  peer.resyncDeferrals = deferralsAfter(peer, report);
+  peer.busyPeerMoved = deferred ? report.peerResyncMoved : undefined;
 }
 
 export function peerStatus(peer: Peer, now: number): PeerStatus {

@@ -307,6 +307,7 @@ export class SimNode {
       random: rng,
       runtime,
       startupWindowMs: 3 * config.pingIntervalMs,
+      busyPeerStallMs: config.timeoutMs,
       admit: (peer, nodeId) => members.admit(peer, nodeId),
     });
     const sweeper = new ExpirySweeper({

@@ -16,13 +16,15 @@ const PING_MS = 100;
 /** A call to a peer that hangs until the timeout. */
 const HANG_MS = 5_000;
 
-type Outcome = 'fail' | 'hang-and-fail' | 'succeed';
+/** `defer-N`: the peer says it is busy resyncing and its resyncs have moved N entries. */
+type Outcome = 'fail' | 'hang-and-fail' | 'succeed' | `defer-${number}`;
 
 /**
  * A supervisor long past its start-up window, on a clock the test moves; resyncs fail at once
  * unless `outcomes` (one per resync, in order) says otherwise: a hanging one takes HANG_MS.
+ * `yielding` records, per resync, whether it was allowed to yield to a busy peer.
  */
-function supervisorAt(outcomes: Outcome[] = []) {
+function supervisorAt(outcomes: Outcome[] = [], busyPeerStallMs?: number) {
   const clock = { now: 0 };
   const runtime: Runtime = {
     monoMs: () => clock.now,
@@ -44,6 +46,7 @@ function supervisorAt(outcomes: Outcome[] = []) {
   peer.state = 'up';
   peer.nodeId = 'b0b0b0b0b0b0b0b0';
   const started: number[] = [];
+  const yielding: boolean[] = [];
   const supervisor = new Supervisor({
     selfNodeId: 'a0a0a0a0a0a0a0a0',
     selfInstanceId: 'i',
@@ -55,22 +58,37 @@ function supervisorAt(outcomes: Outcome[] = []) {
     valueBytesMax: 1024,
     wallMs: () => 1_800_000_000_000 + clock.now,
     log: pino({ level: 'silent' }),
-    runResync: async () => {
+    runResync: async (_peer, yieldToBusyPeer) => {
       started.push(clock.now);
+      yielding.push(yieldToBusyPeer);
       const outcome = outcomes.shift() ?? 'fail';
       if (outcome === 'succeed') return { result: 'equal', ...NOTHING_MOVED };
+      if (outcome.startsWith('defer-') && yieldToBusyPeer) {
+        return { result: 'deferred', ...NOTHING_MOVED, peerResyncMoved: Number(outcome.slice(6)) };
+      }
+      if (outcome.startsWith('defer-')) return { result: 'synced', ...NOTHING_MOVED };
       if (outcome === 'hang-and-fail') clock.now += HANG_MS;
       throw new Error('POST /replicate failed: ECONNRESET');
     },
     random: () => 0,
     startupWindowMs: 3 * PING_MS,
+    ...(busyPeerStallMs === undefined ? {} : { busyPeerStallMs }),
     runtime,
   });
   clock.now = 10_000;
-  return { clock, peer, supervisor, started };
+  return { clock, peer, supervisor, started, yielding };
 }
 
 const settle = () => new Promise((resolve) => setImmediate(resolve));
+
+/** Pokes the supervisor (as ping rounds do) every ping period until `untilMs`. */
+async function pokeUntil(context: ReturnType<typeof supervisorAt>, untilMs: number) {
+  while (context.clock.now < untilMs) {
+    context.clock.now += PING_MS;
+    context.supervisor.wantResync(context.peer, 'anti-entropy');
+    await settle();
+  }
+}
 
 describe('a wanted resync when the peer comes back', () => {
   for (const trigger of ['new-peer', 'recovered']) {
@@ -104,18 +122,6 @@ describe('a wanted resync when the peer comes back', () => {
 });
 
 describe('a resync that keeps failing with a peer that still answers pings', () => {
-  /** Pokes the supervisor (as ping rounds do) every ping period until `untilMs`. */
-  const pokeUntil = async (
-    context: ReturnType<typeof supervisorAt>,
-    untilMs: number,
-  ): Promise<void> => {
-    while (context.clock.now < untilMs) {
-      context.clock.now += PING_MS;
-      context.supervisor.wantResync(context.peer, 'anti-entropy');
-      await settle();
-    }
-  };
-
   // A want that began as a comeback is retried as that want, and must double all the same.
   for (const trigger of ['anti-entropy', 'new-peer']) {
     test(`waits at least as long as the failed attempt took, doubling with each failure (${trigger})`, async () => {
@@ -160,5 +166,55 @@ describe('a resync that keeps failing with a peer that still answers pings', () 
     await pokeUntil(context, backAt + 3 * PING_MS);
     assert.equal(context.started.length, before + 1, `${context.started}`);
     assert.equal(context.started.at(-1), backAt + 2 * PING_MS, 'two ping periods after it is back');
+  });
+});
+
+describe('a wanted resync and a peer busy resyncing itself', () => {
+  test('a peer that comes back is yielded to afresh, whatever yields its last life used up', async () => {
+    // Five yields to a peer that moved nothing, a resync that ran and failed as the peer was
+    // killed, then the peer back wiped: it rebuilds itself, and we must not push it the store.
+    const outcomes: Outcome[] = [...Array(5).fill('defer-7'), 'fail', 'defer-0'];
+    const context = supervisorAt(outcomes);
+    context.supervisor.wantResync(context.peer, 'anti-entropy');
+    await settle();
+    while (context.started.length < 6) await pokeUntil(context, context.clock.now + PING_MS);
+    await settle();
+    assert.deepEqual(context.yielding, [true, true, true, true, true, false]);
+    context.supervisor.wantResync(context.peer, 'new-peer');
+    await pokeUntil(context, context.clock.now + 3 * PING_MS);
+    assert.ok(context.started.length >= 7, `${context.started}`);
+    assert.equal(context.yielding[6], true, 'the wiped peer is yielded to');
+  });
+
+  test('a busy peer that keeps moving entries is yielded to however long it takes', async () => {
+    // Every other look finds it has moved nothing since the last (a slow batch).
+    const outcomes = Array.from({ length: 30 }, (_, i): Outcome => `defer-${Math.floor(i / 2)}`);
+    const context = supervisorAt(outcomes);
+    context.supervisor.wantResync(context.peer, 'anti-entropy');
+    await settle();
+    await pokeUntil(context, 10_000 + 30 * 2 * PING_MS);
+    assert.ok(context.yielding.length >= 30, `${context.started}`);
+    assert.ok(context.yielding.slice(0, 30).every(Boolean), `${context.yielding}`);
+  });
+
+  test('a busy peer that moves nothing is yielded to for busyPeerStallMs, then we run', async () => {
+    const STALL_MS = 2_000;
+    const context = supervisorAt(Array(40).fill('defer-7'), STALL_MS);
+    context.supervisor.wantResync(context.peer, 'anti-entropy');
+    await settle();
+    await pokeUntil(context, 10_000 + STALL_MS + 5 * PING_MS);
+    const first = context.yielding.indexOf(false);
+    assert.ok(first > 5, `more than five looks: ${context.yielding}`);
+    const ranAt = context.started[first] as number;
+    assert.ok(ranAt >= 10_000 + STALL_MS, `${ranAt}`);
+    assert.ok(ranAt <= 10_000 + STALL_MS + 2 * PING_MS, `${ranAt}`);
+  });
+
+  test('without busyPeerStallMs, the sixth look at a peer that moves nothing runs', async () => {
+    const context = supervisorAt(Array(10).fill('defer-7'));
+    context.supervisor.wantResync(context.peer, 'anti-entropy');
+    await settle();
+    await pokeUntil(context, 10_000 + 10 * PING_MS);
+    assert.deepEqual(context.yielding.slice(0, 6), [true, true, true, true, true, false]);
   });
 });
