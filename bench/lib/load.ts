@@ -61,7 +61,10 @@ export interface LoadResult {
   requestsPerSecMean: number;
   /** Spread of those samples: large means a noisy machine or a stalling server. */
   requestsPerSecStddev: number;
-  /** Latencies of 2xx responses, measured to the microsecond. */
+  /**
+   * Latencies of 2xx responses, measured to the microsecond, of the requests
+   * sent once autocannon had built every connection (see latenciesLeftOut).
+   */
   latencyMsP50: number;
   latencyMsP90: number;
   latencyMsP99: number;
@@ -72,6 +75,17 @@ export interface LoadResult {
   /** Connection errors, timeouts included. */
   errorCount: number;
   timeoutCount: number;
+  /**
+   * How long autocannon took to build its connections, and how many answers
+   * were left out of the latencies because their request was sent before it
+   * was done: autocannon builds every connection's prebuilt requests in one
+   * synchronous loop (~10 ms a connection for 1,000 requests), and the
+   * answers to the requests the first connections sent meanwhile waited on
+   * that loop, not on the server (400-770 ms at 50 connections: the read runs'
+   * "latency max" until 2026-12-04, bench/probes/read-tail.ts).
+   */
+  setupMs: number;
+  latenciesLeftOut: number;
 }
 
 function validateLoadOptions(options: LoadOptions): void {
@@ -140,10 +154,17 @@ function latencyMs(histogram: RecordableHistogram, percentile: number | 'max' | 
   return Math.round(us) / 1000;
 }
 
+/** What runAutocannon measured beside autocannon's own result. */
+interface Measured {
+  readonly latencies: RecordableHistogram;
+  readonly setupMs: number;
+  readonly latenciesLeftOut: number;
+}
+
 function compactResult(
   options: LoadOptions,
   result: autocannon.Result,
-  latencies: RecordableHistogram,
+  { latencies, setupMs, latenciesLeftOut }: Measured,
 ): LoadResult {
   return {
     label: options.label,
@@ -162,6 +183,8 @@ function compactResult(
     non2xxCount: result.non2xx,
     errorCount: result.errors,
     timeoutCount: result.timeouts,
+    setupMs: Math.round(setupMs),
+    latenciesLeftOut,
   };
 }
 
@@ -187,21 +210,33 @@ async function runAutocannon(
   const progress = createProgressLine(label, durationSec, stream);
   const ticker = setInterval(() => progress.update(), 250);
   const latencies = createLatencyHistogram();
+  let setupMs = 0;
+  let latenciesLeftOut = 0;
   try {
     const result = await new Promise<autocannon.Result>((resolve, reject) => {
+      const calledAtMs = performance.now();
       const instance = autocannon(
         toAutocannonOptions(options, durationSec),
         (err: unknown, finished: autocannon.Result) => (err ? reject(err) : resolve(finished)),
       );
+      // autocannon() returns once it has built every connection (see LoadResult.setupMs).
+      const builtAtMs = performance.now();
+      setupMs = builtAtMs - calledAtMs;
       instance.on('response', (_client, statusCode, _bytes, responseTimeMs) => {
-        if (statusCode >= 200 && statusCode < 300) recordLatency(latencies, responseTimeMs);
+        if (statusCode < 200 || statusCode >= 300) return;
+        if (performance.now() - responseTimeMs < builtAtMs) latenciesLeftOut += 1;
+        else recordLatency(latencies, responseTimeMs);
       });
       if (stopSignal) {
         if (stopSignal.aborted) instance.stop();
         else stopSignal.addEventListener('abort', () => instance.stop(), { once: true });
       }
     });
-    const compact = compactResult({ ...options, label }, result, latencies);
+    const compact = compactResult({ ...options, label }, result, {
+      latencies,
+      setupMs,
+      latenciesLeftOut,
+    });
     progress.finish(summarizeLoad(compact));
     return compact;
   } catch (err) {

@@ -152,7 +152,10 @@ function renderHeader(input: ReportInput): string[] {
       'process on 127.0.0.1; peerkv nodes run as a user runs them, `bin/peerkv.js` on the ' +
       'compiled `dist/` (built first when stale). **Ceiling** is the same measurement against a bare polka server ' +
       '(`bench/lib/ceiling-server.ts`) in the same run; **ratio** is value ÷ ceiling. ' +
-      'Latencies are of 2xx responses, to the microsecond. ' +
+      'Latencies are of 2xx responses, to the microsecond, of the requests sent once autocannon ' +
+      'had built every connection: the first request of each connection it builds before the ' +
+      'next waits on that build, not on the server (`LoadResult.latenciesLeftOut`, ' +
+      '`bench/probes/read-tail.ts`). ' +
       'Raw numbers: `bench/results/`.',
     '',
   ];
