@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
 
 /** The source node id of the probes' bulk loads (`POST /replicate` bodies). */
@@ -73,4 +74,20 @@ export async function stopChild(child: ChildProcess): Promise<void> {
   const exited = new Promise((done) => child.once('exit', done));
   child.kill('SIGTERM');
   await exited;
+}
+
+/** Resolves once `GET <url><path>` answers 200; throws after 30 s. */
+export async function listening(url: string, path: string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    try {
+      const answer = await request(`${url}${path}`);
+      await answer.body.dump();
+      if (answer.statusCode === 200) return;
+    } catch {
+      // not listening yet
+    }
+    await sleep(20);
+  }
+  throw new Error(`${url} not up after 30 s`);
 }

@@ -12,13 +12,12 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import autocannon from 'autocannon';
 import minimist from 'minimist';
 import { request } from 'undici';
 import { distState } from '../../bin/dist.js';
 import { createSeededRandom, randomExistingKeyReads } from '../lib/request-generators.ts';
-import { freePort, stopChild } from './probe-support.ts';
+import { freePort, listening, stopChild } from './probe-support.ts';
 
 const args = minimist(process.argv.slice(2), { string: ['seconds', 'rounds', 'node-flag'] });
 const root = resolve(import.meta.dirname, '..', '..');
@@ -27,21 +26,6 @@ const rounds = Number(args.rounds ?? 2);
 const nodeFlags = [args['node-flag'] ?? []].flat() as string[];
 const KEYS = 1_000;
 const CONNECTIONS = 50;
-
-async function listening(url: string, path: string): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  while (Date.now() < deadline) {
-    try {
-      const answer = await request(`${url}${path}`);
-      await answer.body.dump();
-      if (answer.statusCode === 200) return;
-    } catch {
-      // not listening yet
-    }
-    await sleep(20);
-  }
-  throw new Error(`${url} not up after 30 s`);
-}
 
 async function rate(url: string): Promise<number> {
   const result = await autocannon({

@@ -19,13 +19,11 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import autocannon from 'autocannon';
 import minimist from 'minimist';
-import { request } from 'undici';
 import { distState } from '../../bin/dist.js';
 import { createSeededRandom, randomExistingKeyReads } from '../lib/request-generators.ts';
-import { bulkLoad, call, freePort, stopChild } from './probe-support.ts';
+import { bulkLoad, call, freePort, listening, stopChild } from './probe-support.ts';
 
 const args = minimist(process.argv.slice(2), {
   string: ['seconds', 'rounds', 'slow-ms', 'node-flag', 'prebuilt'],
@@ -38,21 +36,6 @@ const prebuilt = Number(args.prebuilt ?? 1_000);
 const nodeFlags = [args['node-flag'] ?? []].flat() as string[];
 const KEYS = 10_000;
 const CONNECTIONS = 50;
-
-async function listening(url: string): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  while (Date.now() < deadline) {
-    try {
-      const answer = await request(`${url}/readyz`);
-      await answer.body.dump();
-      if (answer.statusCode === 200) return;
-    } catch {
-      // not listening yet
-    }
-    await sleep(20);
-  }
-  throw new Error(`${url} not up after 30 s`);
-}
 
 async function round(url: string, index: number): Promise<void> {
   const slow: { atMs: number; ms: number; client: number }[] = [];
@@ -126,7 +109,7 @@ try {
     { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] },
   );
   const url = `http://127.0.0.1:${port}`;
-  await listening(url);
+  await listening(url, '/readyz');
   await bulkLoad(KEYS, async (body) => {
     await call(`${url}/replicate`, 'POST', body);
   });
