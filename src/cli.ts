@@ -2,7 +2,6 @@
  * Command-line flags -> validated configuration. Every user mistake becomes a
  * ConfigError with one clear line; src/main.ts prints it and exits 2.
  */
-import { accessSync, constants, mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import minimist from 'minimist';
 import type { NodeConfig } from './config.ts';
@@ -116,7 +115,7 @@ export function parseNodeArgs(
       args['advertise-url'] === undefined
         ? defaultAdvertiseUrl(host, port, tls.certFile !== null)
         : parseMemberUrl(args['advertise-url'], 'advertise-url'),
-    // Created by the node once every flag and file it names is valid (prepareDataDir): a bad
+    // Created by the node once every flag and file it names is valid (makeDataDir): a bad
     // configuration changes nothing on disk.
     dataDir: resolve(args['data-dir'] ?? `data/node-${port}`),
     pingIntervalMs: parseSeconds(args.pingfreq, 'pingfreq', 10),
@@ -423,15 +422,4 @@ function parseClockOffset(text: string | undefined): number {
   if (!Number.isInteger(offset))
     throw new ConfigError(`PEERKV_CLOCK_OFFSET_MS must be an integer, got "${text}"`);
   return offset;
-}
-
-/** Creates the node's data dir if missing; ConfigError when it cannot be made or written. */
-export function prepareDataDir(path: string): void {
-  try {
-    mkdirSync(path, { recursive: true });
-    accessSync(path, constants.W_OK);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code ?? 'error';
-    throw new ConfigError(`--data-dir ${path} is not a writable directory (${code})`);
-  }
 }

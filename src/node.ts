@@ -7,7 +7,6 @@ import { randomBytes } from 'node:crypto';
 import { statSync } from 'node:fs';
 import { type AddressInfo, isIP } from 'node:net';
 import type { Logger } from 'pino';
-import { prepareDataDir } from './cli.ts';
 import type { ClusterStatus } from './client/types.ts';
 import { HybridClock, timestampToMs } from './clock.ts';
 import { ClusterOverviewSource } from './cluster-overview.ts';
@@ -38,6 +37,7 @@ import { loadSecurity } from './security/load-security.ts';
 import { loadTls, peerConnector, serverTlsOptions, type TlsMaterial } from './security/tls.ts';
 import { Checkpointer } from './store/checkpointer.ts';
 import { copyInWorker } from './store/copy-in-worker.ts';
+import { makeDataDir } from './store/data-dir.ts';
 import { ExpirySweeper } from './store/expiry-sweeper.ts';
 import { KvStore } from './store/kv-store.ts';
 import { scrubDigest } from './store/scrub.ts';
@@ -105,7 +105,7 @@ export class PeerkvNode {
       () => this.#peerClockHigh(),
     );
     // Only now, with the security and TLS files read: a bad configuration leaves no data dir.
-    prepareDataDir(config.dataDir);
+    makeDataDir(config.dataDir);
     this.store = new KvStore(
       config.dataDir,
       config.sync,

@@ -16,13 +16,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import {
-  accessSync,
   closeSync,
-  constants,
   copyFileSync,
   existsSync,
   fsyncSync,
-  mkdirSync,
   openSync,
   readdirSync,
   readSync,
@@ -33,6 +30,7 @@ import {
 import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { ConfigError } from '../errors.ts';
+import { makeDataDir } from './data-dir.ts';
 import { BUCKETS } from './digest.ts';
 import { databasePath } from './open-database.ts';
 import { TEMP_FILE_PATTERN, tempFileName } from './snapshots.ts';
@@ -121,13 +119,7 @@ function checkBackupFile(given: string, file: string): number {
  * one a running node holds. Returns whether a database will be replaced.
  */
 function prepareDataDir(given: string, dataDir: string, force: boolean): boolean {
-  try {
-    mkdirSync(dataDir, { recursive: true });
-    accessSync(dataDir, constants.W_OK);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code ?? 'error';
-    throw new ConfigError(`--data-dir ${given} is not a writable directory (${code})`);
-  }
+  makeDataDir(dataDir, given);
   // What an interrupted backup or restore left is ours to remove.
   for (const name of readdirSync(dataDir).filter((entry) => TEMP_FILE_PATTERN.test(entry))) {
     rmSync(join(dataDir, name), { force: true });
